@@ -1,0 +1,58 @@
+# peft: the two commands that matter on a fresh clone are `make demo` and `make test`.
+# Every target installs and builds what it needs first; nothing relies on shell history.
+
+SHELL := /bin/bash
+PNPM_VERSION := 10.34.8
+PNPM := $(shell command -v pnpm >/dev/null 2>&1 && echo pnpm || echo "npx -y pnpm@$(PNPM_VERSION)")
+PEFT := node packages/cli/bin/run.js
+GEN := node packages/core-tensor/bin/gen-model.js
+DEMO := .tmp/demo
+
+.PHONY: all install build native ts test test-rust test-js demo bench clean
+
+all: build
+
+node_modules/.modules.yaml: package.json pnpm-lock.yaml pnpm-workspace.yaml $(wildcard packages/*/package.json examples/*/package.json)
+	$(PNPM) install --frozen-lockfile
+	@touch $@
+
+install: node_modules/.modules.yaml
+
+native: install
+	cd packages/kernels-napi && $(PNPM) run build
+
+ts: install
+	$(PNPM) --filter @peft/core-tensor run build
+	$(PNPM) --filter @peft/cli run build
+
+build: native ts
+
+test-rust:
+	@mkdir -p .tmp
+	cd packages/kernels-napi && cargo test --release 2>&1 | tee ../../.tmp/cargo-test.log
+
+test-js:
+	@mkdir -p .tmp
+	$(PNPM) exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json
+
+# Runs every suite, then prints one plain "N passed, N failed" line (read by CI).
+test: build
+	@mkdir -p .tmp; rc=0; \
+	$(MAKE) --no-print-directory test-rust || rc=1; \
+	$(MAKE) --no-print-directory test-js || rc=1; \
+	node scripts/test-summary.mjs .tmp/vitest.json .tmp/cargo-test.log || rc=1; \
+	exit $$rc
+
+demo: build
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(GEN) $(DEMO)/tiny-llama --preset demo --seed 1
+	$(PEFT) inspect $(DEMO)/tiny-llama
+	$(PEFT) quantize $(DEMO)/tiny-llama --out $(DEMO)/tiny-llama-nf4
+	$(PEFT) inspect $(DEMO)/tiny-llama-nf4
+
+bench: build
+	node packages/core-tensor/bench/quant-throughput.mjs
+	node scripts/bench-quantize-rss.mjs
+
+clean:
+	rm -rf .tmp packages/*/dist packages/kernels-napi/*.node packages/kernels-napi/target

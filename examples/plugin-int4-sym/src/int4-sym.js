@@ -1,0 +1,70 @@
+// @ts-check
+/**
+ * Symmetric per-group int4: for each row and each group of `group_size` inputs,
+ * scale = max|w| / 7 and q = clamp(round(w / scale), -7, 7), stored as two's-complement
+ * nibbles, element 2j in the low nibble. Stored tensors for module P:
+ *   P.weight        U8  [rows, cols / 2]
+ *   P.weight_scale  F32 [rows, cols / group_size]
+ * A plain-JS example of the quantizer contract that third parties publish against.
+ */
+import { PeftError } from '@peft/core-tensor';
+
+/** @type {import('@peft/core-tensor').OptionsSchema} */
+const options = {
+  group_size: { type: 'integer', min: 8, max: 4096, powerOfTwo: true, default: 64, description: 'inputs sharing one scale' },
+};
+
+/** @param {readonly number[]} shape @param {number} g @param {string} prefix */
+function checkShape(shape, g, prefix) {
+  const [rows, cols] = shape;
+  if (shape.length !== 2 || cols % g !== 0) {
+    throw new PeftError('E_SHAPE', `${prefix}.weight: int4-sym needs 2-D weights whose width is a multiple of group_size ${g}, got [${shape}]`);
+  }
+  return { rows, cols, groups: cols / g };
+}
+
+/** @type {import('@peft/core-tensor').QuantizerDef} */
+export const int4Sym = {
+  name: 'int4-sym',
+  description: 'Symmetric per-group int4 (example plugin)',
+  options,
+  quantize(prefix, w, shape, opts) {
+    const g = /** @type {number} */ (opts.group_size);
+    const { rows, cols, groups } = checkShape(shape, g, prefix);
+    const packed = new Uint8Array((rows * cols) / 2);
+    const scales = new Float32Array(rows * groups);
+    for (let gi = 0; gi < rows * groups; gi++) {
+      const start = gi * g;
+      let absmax = 0;
+      for (let i = start; i < start + g; i++) absmax = Math.max(absmax, Math.abs(w[i]));
+      const scale = Math.fround(absmax / 7);
+      scales[gi] = scale;
+      for (let i = start; i < start + g; i++) {
+        const q = scale === 0 ? 0 : Math.max(-7, Math.min(7, Math.round(w[i] / scale)));
+        packed[i >> 1] |= (q & 0xf) << ((i & 1) * 4);
+      }
+    }
+    return [
+      { name: `${prefix}.weight`, dtype: 'U8', shape: [rows, cols / 2], data: packed },
+      { name: `${prefix}.weight_scale`, dtype: 'F32', shape: [rows, groups], data: new Uint8Array(scales.buffer) },
+    ];
+  },
+  dequantize(prefix, get) {
+    const packed = get(`${prefix}.weight`);
+    const scale = get(`${prefix}.weight_scale`);
+    if (!packed || !scale) throw new PeftError('E_FORMAT', `${prefix}: missing .weight or .weight_scale for int4-sym`);
+    const [rows, groups] = scale.shape;
+    const cols = packed.shape[1] * 2;
+    const g = cols / groups;
+    const s = new Float32Array(scale.data.slice().buffer);
+    const out = new Float32Array(rows * cols);
+    for (let i = 0; i < out.length; i++) {
+      const nib = (packed.data[i >> 1] >> ((i & 1) * 4)) & 0xf;
+      out[i] = ((nib << 28) >> 28) * s[Math.floor(i / g)];
+    }
+    return { data: out, shape: [rows, cols] };
+  },
+  config(opts, skipModules) {
+    return { quant_method: 'int4-sym', bits: 4, group_size: opts.group_size, modules_to_not_convert: [...skipModules] };
+  },
+};

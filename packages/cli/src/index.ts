@@ -1,0 +1,2 @@
+export { loadRegistry } from './registry.js';
+export { PeftCommand } from './base-command.js';

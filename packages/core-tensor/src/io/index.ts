@@ -1,0 +1,18 @@
+/**
+ * io/: safetensors files (lazy reading, streaming and sharded writing), Hugging Face model
+ * folders and config.json, atomic output folders. The public surface of this layer.
+ * Not here: PEFT adapter folders and tokenizer.json parsing (their own modules), quantized layouts (quant/).
+ */
+export { MAX_HEADER_BYTES, parseHeader, headerLength, buildHeader, safetensorsOrder } from './safetensors-header.js';
+export type { TensorInfo, ParsedHeader, HeaderEntry } from './safetensors-header.js';
+export { SafetensorsFile, type OpenOptions } from './safetensors-reader.js';
+export { SafetensorsWriter, serializeSafetensors, writeSafetensors } from './safetensors-writer.js';
+export type { TensorInput, WriterOptions, WrittenFile } from './safetensors-writer.js';
+export { ShardedWriter, DEFAULT_MAX_SHARD_BYTES, shardFileName } from './sharded-writer.js';
+export type { ShardedWriterOptions, ShardedResult } from './sharded-writer.js';
+export { ModelFolder, openModelFolder, isModelFolder, isAuxFile, SINGLE_WEIGHTS, WEIGHTS_INDEX } from './model-folder.js';
+export type { ModelTensorInfo } from './model-folder.js';
+export { readHfConfig, llamaDims, llamaShapes, checkLlamaShapes, LLAMA_FAMILY } from './hf-config.js';
+export type { HfConfig, LlamaDims, LlamaModelType, ShapeSource } from './hf-config.js';
+export { withAtomicOutput, copyAuxFiles, type AtomicOptions } from './atomic.js';
+export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';

@@ -1,0 +1,94 @@
+/**
+ * `peft inspect` as a library call: what a model folder, a quantized folder or a single
+ * safetensors file holds: architecture, tensors, dtypes, logical parameter count, bytes and
+ * quantization. Reads headers (and the tiny quant-state tensors) only, never the weights.
+ */
+import { stat } from 'node:fs/promises';
+import { numel, type Dtype } from '../dtype.js';
+import { PeftError } from '../errors.js';
+import { openModelFolder, SafetensorsFile } from '../io/index.js';
+import { describeQuantization } from '../quant/index.js';
+
+export interface DtypeCount {
+  tensors: number;
+  bytes: number;
+}
+
+export interface InspectReport {
+  path: string;
+  kind: 'model' | 'safetensors';
+  architecture?: string;
+  modelType?: string;
+  shape?: Record<string, number>;
+  files: number;
+  tensors: number;
+  parameters: number;
+  bytes: number;
+  dtypes: Partial<Record<Dtype, DtypeCount>>;
+  quantization?: ReturnType<typeof describeQuantization>;
+  metadata?: Record<string, string>;
+}
+
+/** Statistics tensors of bitsandbytes layouts: stored, but not parameters of the model. */
+const QUANT_AUX = /\.(weight\.(absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.[\w]+)|SCB|weight_format)$/;
+const QUANT_STATE = /\.weight\.quant_state\.bitsandbytes__(nf4|fp4)$/;
+
+interface TensorLike {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  byteLength: number;
+}
+
+async function tally(path: string, kind: InspectReport['kind'], list: TensorLike[], readSmall: (n: string) => Promise<Uint8Array>) {
+  const r: InspectReport = { path, kind, files: 1, tensors: list.length, parameters: 0, bytes: 0, dtypes: {} };
+  for (const t of list) {
+    r.bytes += t.byteLength;
+    const d = (r.dtypes[t.dtype] ??= { tensors: 0, bytes: 0 });
+    d.tensors++;
+    d.bytes += t.byteLength;
+    if (QUANT_STATE.test(t.name)) {
+      // A 4-bit weight is stored packed; its logical shape lives in the quant-state JSON.
+      const state = JSON.parse(Buffer.from(await readSmall(t.name)).toString('utf8')) as { shape?: number[] };
+      const packed = list.find((x) => x.name === t.name.replace(/\.quant_state\.\w+$/, ''));
+      if (state.shape && packed) r.parameters += numel(state.shape) - numel(packed.shape);
+    }
+    if (!QUANT_AUX.test(t.name)) r.parameters += numel(t.shape);
+  }
+  return r;
+}
+
+function configShape(config: Record<string, unknown>): Record<string, number> {
+  const keys = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'vocab_size'];
+  return Object.fromEntries(keys.filter((k) => typeof config[k] === 'number').map((k) => [k, config[k] as number]));
+}
+
+export async function inspectPath(path: string): Promise<InspectReport> {
+  const st = await stat(path).catch(() => {
+    throw new PeftError('E_NOT_FOUND', `${path}: no such file or folder`);
+  });
+  if (st.isFile()) {
+    const f = await SafetensorsFile.open(path);
+    try {
+      const r = await tally(path, 'safetensors', f.tensors, (n) => f.read(n));
+      if (f.metadata) r.metadata = f.metadata;
+      return r;
+    } finally {
+      await f.close();
+    }
+  }
+  const m = await openModelFolder(path);
+  try {
+    const list = m.tensorNames.map((name) => ({ name, ...m.info(name) }));
+    const r = await tally(path, 'model', list, async (n) => (await m.read(n)).data);
+    const config = m.config as Record<string, unknown>;
+    r.files = new Set(list.map((t) => t.file)).size;
+    r.architecture = Array.isArray(config.architectures) ? String(config.architectures[0]) : undefined;
+    r.modelType = typeof config.model_type === 'string' ? config.model_type : undefined;
+    r.shape = configShape(config);
+    r.quantization = describeQuantization(config, m.tensorNames);
+    return r;
+  } finally {
+    await m.close();
+  }
+}

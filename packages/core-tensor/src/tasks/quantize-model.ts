@@ -1,0 +1,182 @@
+/**
+ * `peft quantize` as a library call: stream a Hugging Face model folder tensor by tensor,
+ * quantize the selected Linear weights with a registered quantizer, pass everything else
+ * through byte for byte, and write a folder that transformers + bitsandbytes load.
+ * Peak memory is a small multiple of the largest tensor (its bytes, the f32 copy, and the
+ * dequantized copy for the error statistics), never the model. Output is atomic.
+ */
+import { getBackend, toF32 } from '../backend/index.js';
+import type { Backend } from '../backend/types.js';
+import { numel, type NamedRawTensor, type RawTensor } from '../dtype.js';
+import { PeftError } from '../errors.js';
+import {
+  checkLlamaShapes, copyAuxFiles, floatKeysOf, openModelFolder, pyJsonDumps, ShardedWriter, withAtomicOutput,
+} from '../io/index.js';
+import type { QuantizerDef } from '../plugin/quantizer.js';
+import type { ResolvedOptions } from '../plugin/options.js';
+import { DEFAULT_TARGETS, selectModule, type ModuleSelection } from './select-modules.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface QuantizeModelOptions {
+  modelDir: string;
+  outDir: string;
+  quantizer: QuantizerDef;
+  options: ResolvedOptions;
+  targets?: readonly string[];
+  skip?: readonly string[];
+  force?: boolean;
+  backend?: Backend;
+  maxShardBytes?: number;
+  onTensor?: (e: TensorEvent) => void;
+}
+
+export interface TensorEvent {
+  index: number;
+  total: number;
+  name: string;
+  action: 'quantized' | 'copied';
+}
+
+export interface TensorReport {
+  name: string;
+  shape: number[];
+  bytesIn: number;
+  bytesOut: number;
+  meanAbsError: number;
+  maxAbsError: number;
+}
+
+export interface QuantizeSummary {
+  method: string;
+  options: ResolvedOptions;
+  backend: string;
+  tensors: number;
+  quantizedTensors: number;
+  quantizedParams: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Bits per parameter of the quantized weights, all stored statistics included. */
+  bitsPerParam: number;
+  meanAbsError: number;
+  maxAbsError: number;
+  largestTensorBytes: number;
+  seconds: number;
+  perTensor: TensorReport[];
+}
+
+function errorStats(w: Float32Array, d: Float32Array): { sum: number; max: number } {
+  let sum = 0;
+  let max = 0;
+  for (let i = 0; i < w.length; i++) {
+    const e = Math.abs(w[i] - d[i]);
+    sum += e;
+    if (e > max) max = e;
+  }
+  return { sum, max };
+}
+
+function assertFinite(name: string, file: string, w: Float32Array): void {
+  for (let i = 0; i < w.length; i++) {
+    if (!Number.isFinite(w[i])) throw new PeftError('E_FORMAT', `${file}: tensor ${name} contains NaN or infinity`);
+  }
+}
+
+/** Quantize one weight and measure its error; returns the tensors to store. */
+function quantizeOne(q: QuantizerDef, opts: QuantizeModelOptions, backend: Backend, module: string, raw: RawTensor, file: string) {
+  const w = toF32(backend, raw);
+  assertFinite(`${module}.weight`, file, w);
+  const out = q.quantize(module, w, raw.shape, opts.options, { backend });
+  const byName = new Map(out.map((t) => [t.name, t] as const));
+  const back = q.dequantize(module, (n) => byName.get(n), { backend });
+  const { sum, max } = errorStats(w, back.data);
+  const bytesOut = out.reduce((s, t) => s + t.data.byteLength, 0);
+  return { out, sum, max, bytesOut };
+}
+
+/**
+ * Modules transformers must leave unconverted (`llm_int8_skip_modules`): every 2-D weight we
+ * did not quantize except embeddings, and `lm_head` even when tied (transformers' own default).
+ */
+function unquantizedLinears(plan: { name: string; module?: string }[], shapeOf: (n: string) => number[]): string[] {
+  const quantized = new Set(plan.map((p) => p.module).filter(Boolean));
+  const kept = plan
+    .filter((p) => !p.module && p.name.endsWith('.weight') && shapeOf(p.name).length === 2)
+    .map((p) => p.name.slice(0, -'.weight'.length))
+    .filter((m) => !m.endsWith('embed_tokens'));
+  return [...new Set([...(quantized.has('lm_head') ? [] : ['lm_head']), ...kept])];
+}
+
+export async function quantizeModel(opts: QuantizeModelOptions): Promise<QuantizeSummary> {
+  const t0 = performance.now();
+  const backend = opts.backend ?? getBackend();
+  const q = opts.quantizer;
+  const sel: ModuleSelection = { targets: opts.targets?.length ? opts.targets : DEFAULT_TARGETS, skip: opts.skip ?? [] };
+  const model = await openModelFolder(opts.modelDir);
+  try {
+    if ((model.config as Record<string, unknown>).quantization_config) {
+      throw new PeftError('E_INPUT', `${join(opts.modelDir, 'config.json')}: model is already quantized (quantization_config present)`);
+    }
+    checkLlamaShapes(model);
+    const names = model.tensorNames;
+    const plan = names.map((name) => ({ name, module: selectModule(name, model.info(name).shape, sel) }));
+    if (!plan.some((p) => p.module)) {
+      throw new PeftError('E_INPUT', `${opts.modelDir}: no tensor matches the targets (${sel.targets.join(', ')})`);
+    }
+    const s: QuantizeSummary = {
+      method: q.name, options: opts.options, backend: `${backend.name}/${backend.simd}`, tensors: names.length,
+      quantizedTensors: 0, quantizedParams: 0, bytesBefore: 0, bytesAfter: 0, bitsPerParam: 0,
+      meanAbsError: 0, maxAbsError: 0, largestTensorBytes: 0, seconds: 0, perTensor: [],
+    };
+    let errSum = 0;
+    let quantBytes = 0;
+    await withAtomicOutput(opts.outDir, { force: opts.force ?? false }, async (tmp) => {
+      const writer = new ShardedWriter(tmp, { maxShardBytes: opts.maxShardBytes });
+      try {
+        for (const [index, { name, module }] of plan.entries()) {
+          const raw = await model.read(name);
+          const file = model.info(name).file;
+          s.bytesBefore += raw.data.byteLength;
+          s.largestTensorBytes = Math.max(s.largestTensorBytes, raw.data.byteLength);
+          let written: NamedRawTensor[];
+          if (module) {
+            const r = quantizeOne(q, opts, backend, module, raw, file);
+            written = r.out;
+            const n = numel(raw.shape);
+            errSum += r.sum;
+            s.maxAbsError = Math.max(s.maxAbsError, r.max);
+            s.quantizedTensors++;
+            s.quantizedParams += n;
+            quantBytes += r.bytesOut;
+            s.perTensor.push({
+              name, shape: raw.shape, bytesIn: raw.data.byteLength, bytesOut: r.bytesOut, meanAbsError: r.sum / n, maxAbsError: r.max,
+            });
+          } else {
+            written = [{ name, ...raw }];
+          }
+          for (const t of written) {
+            s.bytesAfter += t.data.byteLength;
+            await writer.add(t);
+          }
+          opts.onTensor?.({ index, total: plan.length, name, action: module ? 'quantized' : 'copied' });
+        }
+        await writer.finish();
+      } catch (e) {
+        await writer.abort();
+        throw e;
+      }
+      const skipModules = unquantizedLinears(plan, (n) => model.info(n).shape);
+      const config = { ...(model.config as Record<string, unknown>), quantization_config: q.config(opts.options, skipModules) };
+      // Keep the source's float literals (`10000.0`) as transformers wrote them.
+      const floatKeys = floatKeysOf(await readFile(join(opts.modelDir, 'config.json'), 'utf8'));
+      await writeFile(join(tmp, 'config.json'), pyJsonDumps(config, { floatKeys }));
+      await copyAuxFiles(model, tmp);
+    });
+    s.meanAbsError = s.quantizedParams ? errSum / s.quantizedParams : 0;
+    s.bitsPerParam = s.quantizedParams ? (8 * quantBytes) / s.quantizedParams : 0;
+    s.seconds = (performance.now() - t0) / 1000;
+    return s;
+  } finally {
+    await model.close();
+  }
+}
