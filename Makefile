@@ -33,7 +33,7 @@ test-rust:
 
 test-js:
 	@mkdir -p .tmp
-	$(PNPM) exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json
+	PEFT_REQUIRE_NATIVE=1 $(PNPM) exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json
 
 # Runs every suite, then prints one plain "N passed, N failed" line (read by CI).
 test: build

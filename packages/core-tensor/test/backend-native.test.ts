@@ -4,12 +4,14 @@
  * runs. Skipped, with the reason in its name, when the .node binary is not built.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { nativeBackend, nativeLoadError, nativeSimdLevels, referenceBackend, tryLoadKernels } from '../src/backend/index.js';
+import { nativeBackend, nativeLoadError, nativeSimdLevels, loadKernels, referenceBackend, tryLoadKernels } from '../src/backend/index.js';
 import type { QuantType4 } from '../src/backend/types.js';
 import { PeftError } from '../src/errors.js';
 import { DYNAMIC_MAP } from '../src/quant/tables.js';
 
-const kernels = tryLoadKernels();
+// Skipped when the binary is not built, unless PEFT_REQUIRE_NATIVE=1 (set by `make test`): then a
+// missing or broken build fails the suite instead of hiding behind a skip.
+const kernels = process.env.PEFT_REQUIRE_NATIVE === '1' ? loadKernels() : tryLoadKernels();
 const ref = referenceBackend;
 const SIZES = [1, 2, 3, 31, 32, 33, 63, 64, 65, 255, 256, 257, 1000, 4095, 4096, 4097, 10007, 70001];
 const BLOCKS = [32, 64, 128, 256, 512, 1024, 2048, 4096];
