@@ -51,9 +51,10 @@ function describe(t: RawTensor): string {
 
 /**
  * The f32 values of an F32, F16 or BF16 tensor. For F32 the result may share memory with `t.data`
- * (it is copied only when the bytes are not 4-byte aligned).
+ * (it is copied only when the bytes are not 4-byte aligned). F16/BF16 convert into `out` when given
+ * (exactly numel long), so a caller streaming many tensors can reuse one buffer.
  */
-export function toF32(backend: Backend, t: RawTensor): Float32Array {
+export function toF32(backend: Backend, t: RawTensor, out?: Float32Array): Float32Array {
   const { dtype } = t;
   if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
     throw new PeftError('E_FORMAT', `${describe(t)}: expected dtype F32, F16 or BF16, got ${dtype}`);
@@ -65,7 +66,7 @@ export function toF32(backend: Backend, t: RawTensor): Float32Array {
     );
   }
   if (dtype === 'F32') return asF32(t.data);
-  return dtype === 'F16' ? backend.f16ToF32(asU16(t.data)) : backend.bf16ToF32(asU16(t.data));
+  return dtype === 'F16' ? backend.f16ToF32(asU16(t.data), out) : backend.bf16ToF32(asU16(t.data), out);
 }
 
 /** The bytes of `x` stored as `dtype` (F32: a view of x, no copy; F16/BF16: RNE conversion). */

@@ -30,7 +30,7 @@ function fourBit(type: 'nf4' | 'fp4', description: string): QuantizerDef {
     description,
     options: fourBitOptions,
     quantize: (prefix, w, shape, o, { backend }) => quantize4bitWeight(backend, prefix, w, [...shape], settings(o)),
-    dequantize: (prefix, get, { backend }) => dequantize4bitWeight(backend, prefix, get),
+    dequantize: (prefix, get, { backend, out }) => dequantize4bitWeight(backend, prefix, get, out),
     config: (o, skipModules) => bnbQuantizationConfig({ ...settings(o), skipModules: [...skipModules] }),
   };
 }
@@ -42,7 +42,7 @@ const int8: QuantizerDef = {
     threshold: { type: 'number', min: 0, default: 6.0, description: 'Outlier threshold used at inference (llm_int8_threshold)' },
   },
   quantize: (prefix, w, shape, _o, { backend }) => quantizeInt8Weight(backend, prefix, w, [...shape]),
-  dequantize: (prefix, get, { backend }) => dequantizeInt8Weight(backend, prefix, get),
+  dequantize: (prefix, get, { backend, out }) => dequantizeInt8Weight(backend, prefix, get, out),
   config: (o, skipModules) =>
     bnbQuantizationConfig({ type: 'int8', threshold: o.threshold as number, skipModules: [...skipModules] }),
 };

@@ -125,7 +125,9 @@ function checkQuantMap(backend: Backend, name: string, t: RawTensor, type: Quant
 }
 
 /** Reads a 4-bit weight in bitsandbytes' layout (ours or bitsandbytes' own) back to f32. */
-export function dequantize4bitWeight(backend: Backend, prefix: string, get: Getter): { data: Float32Array; shape: number[] } {
+export function dequantize4bitWeight(
+  backend: Backend, prefix: string, get: Getter, out?: Float32Array,
+): { data: Float32Array; shape: number[] } {
   const P = `${prefix}.weight`;
   const stateKey = [`${P}.quant_state.bitsandbytes__nf4`, `${P}.quant_state.bitsandbytes__fp4`].find((k) => get(k));
   if (!stateKey) throw new PeftError('E_FORMAT', `missing tensor '${P}.quant_state.bitsandbytes__nf4' (or __fp4)`);
@@ -151,6 +153,6 @@ export function dequantize4bitWeight(backend: Backend, prefix: string, get: Gett
   } else {
     absmax = f32Of(backend, `${P}.absmax`, absmaxT, blocks);
   }
-  const data = backend.dequantize4bit(packed, absmax, n, s.blocksize, s.quant_type);
+  const data = backend.dequantize4bit(packed, absmax, n, s.blocksize, s.quant_type, out);
   return { data, shape: s.shape };
 }

@@ -35,7 +35,7 @@ export function quantizeInt8Weight(backend: Backend, prefix: string, w: Float32A
 }
 
 export function dequantizeInt8Weight(
-  backend: Backend, prefix: string, get: (name: string) => RawTensor | undefined,
+  backend: Backend, prefix: string, get: (name: string) => RawTensor | undefined, out?: Float32Array,
 ): { data: Float32Array; shape: number[] } {
   const name = `${prefix}.weight`;
   const w = get(name);
@@ -52,5 +52,5 @@ export function dequantizeInt8Weight(
   const scb = toF32(backend, { ...scbT, name: `${prefix}.SCB` } as RawTensor);
   if (scb.length !== rows) throw new PeftError('E_FORMAT', `${prefix}.SCB: expected ${rows} values, found ${scb.length}`);
   const cb = new Int8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength);
-  return { data: backend.dequantizeInt8Rows(cb, scb, rows, cols), shape: [...w.shape] };
+  return { data: backend.dequantizeInt8Rows(cb, scb, rows, cols, out), shape: [...w.shape] };
 }

@@ -71,7 +71,7 @@ export async function inspectPath(path: string): Promise<InspectReport> {
     const f = await SafetensorsFile.open(path);
     try {
       const r = await tally(path, 'safetensors', f.tensors, (n) => f.read(n));
-      if (f.metadata) r.metadata = f.metadata;
+      if (Object.keys(f.metadata).length) r.metadata = f.metadata;
       return r;
     } finally {
       await f.close();

@@ -65,31 +65,46 @@ export interface QuantizeSummary {
   perTensor: TensorReport[];
 }
 
-function errorStats(w: Float32Array, d: Float32Array): { sum: number; max: number } {
+/**
+ * Buffers reused across tensors, sized once for the largest: fresh multi-MB arrays per tensor
+ * cost more in page faults than the kernels do, and would make peak memory depend on the
+ * allocator instead of the largest tensor.
+ */
+class Scratch {
+  readonly bytes: Uint8Array;
+  readonly f32: Float32Array;
+  readonly deq: Float32Array;
+  constructor(maxBytes: number, maxElems: number) {
+    this.bytes = new Uint8Array(maxBytes);
+    this.f32 = new Float32Array(maxElems);
+    this.deq = new Float32Array(maxElems);
+  }
+}
+
+/** Mean/max |w - w'|, and whether w held NaN/inf (x*0 is NaN exactly for non-finite x). */
+function errorStats(w: Float32Array, d: Float32Array): { sum: number; max: number; finite: boolean } {
   let sum = 0;
   let max = 0;
+  let probe = 0;
   for (let i = 0; i < w.length; i++) {
     const e = Math.abs(w[i] - d[i]);
     sum += e;
     if (e > max) max = e;
+    probe += w[i] * 0;
   }
-  return { sum, max };
-}
-
-function assertFinite(name: string, file: string, w: Float32Array): void {
-  for (let i = 0; i < w.length; i++) {
-    if (!Number.isFinite(w[i])) throw new PeftError('E_FORMAT', `${file}: tensor ${name} contains NaN or infinity`);
-  }
+  return { sum, max, finite: probe === 0 };
 }
 
 /** Quantize one weight and measure its error; returns the tensors to store. */
-function quantizeOne(q: QuantizerDef, opts: QuantizeModelOptions, backend: Backend, module: string, raw: RawTensor, file: string) {
-  const w = toF32(backend, raw);
-  assertFinite(`${module}.weight`, file, w);
+function quantizeOne(opts: QuantizeModelOptions, backend: Backend, scratch: Scratch, module: string, raw: RawTensor, file: string) {
+  const q = opts.quantizer;
+  const n = numel(raw.shape);
+  const w = toF32(backend, raw, raw.dtype === 'F32' ? undefined : scratch.f32.subarray(0, n));
   const out = q.quantize(module, w, raw.shape, opts.options, { backend });
   const byName = new Map(out.map((t) => [t.name, t] as const));
-  const back = q.dequantize(module, (n) => byName.get(n), { backend });
-  const { sum, max } = errorStats(w, back.data);
+  const back = q.dequantize(module, (name) => byName.get(name), { backend, out: scratch.deq.subarray(0, n) });
+  const { sum, max, finite } = errorStats(w, back.data);
+  if (!finite) throw new PeftError('E_FORMAT', `${file}: tensor ${module}.weight contains NaN or infinity`);
   const bytesOut = out.reduce((s, t) => s + t.data.byteLength, 0);
   return { out, sum, max, bytesOut };
 }
@@ -120,6 +135,9 @@ export async function quantizeModel(opts: QuantizeModelOptions): Promise<Quantiz
     checkLlamaShapes(model);
     const names = model.tensorNames;
     const plan = names.map((name) => ({ name, module: selectModule(name, model.info(name).shape, sel) }));
+    const infos = names.map((n) => model.info(n));
+    const maxElems = Math.max(0, ...plan.filter((p) => p.module).map((p) => numel(model.info(p.name).shape)));
+    const scratch = new Scratch(Math.max(0, ...infos.map((i) => i.byteLength)), maxElems);
     if (!plan.some((p) => p.module)) {
       throw new PeftError('E_INPUT', `${opts.modelDir}: no tensor matches the targets (${sel.targets.join(', ')})`);
     }
@@ -134,13 +152,16 @@ export async function quantizeModel(opts: QuantizeModelOptions): Promise<Quantiz
       const writer = new ShardedWriter(tmp, { maxShardBytes: opts.maxShardBytes });
       try {
         for (const [index, { name, module }] of plan.entries()) {
-          const raw = await model.read(name);
-          const file = model.info(name).file;
+          const info = model.info(name);
+          const data = scratch.bytes.subarray(0, info.byteLength);
+          await model.fileOf(name).readInto(name, data);
+          const raw: RawTensor = { dtype: info.dtype, shape: info.shape, data };
+          const file = info.file;
           s.bytesBefore += raw.data.byteLength;
           s.largestTensorBytes = Math.max(s.largestTensorBytes, raw.data.byteLength);
           let written: NamedRawTensor[];
           if (module) {
-            const r = quantizeOne(q, opts, backend, module, raw, file);
+            const r = quantizeOne(opts, backend, scratch, module, raw, file);
             written = r.out;
             const n = numel(raw.shape);
             errSum += r.sum;
