@@ -11,6 +11,9 @@ import type { Backend } from './types.js';
 
 export type { Backend, QuantType4, Quantized4, Quantized8, QuantizedInt8Rows } from './types.js';
 export { referenceBackend } from './reference.js';
+export { getTrainKernels, missingTrainKernels, nativeTrainKernels, type NativeTrainFns } from './native-train.js';
+export { referenceTrainKernels } from './reference-train/index.js';
+export type { TrainKernels } from './train-kernels.js';
 export {
   loadKernels, nativeBackend, nativeLoadError, nativeSimdLevels, tryLoadKernels, type KernelsNapi, type SimdLevel,
 } from './native.js';

@@ -1,6 +1,6 @@
 /**
  * The training-kernel contract (issue: the training engine). Every function exists three times
- * with identical semantics: the pure-TS reference (`reference-train.ts`, generic over
+ * with identical semantics: the pure-TS reference (`reference-train/`, generic over
  * Float32Array | Float64Array so gradient checks can run in f64), the native Rust kernels
  * (`@peft/kernels-napi`, same names and argument order), and the adapter that maps one to the other.
  *
