@@ -1,0 +1,21 @@
+/**
+ * The training engine's public surface, re-exported from the package root: nn layers (the top of
+ * these layers, so re-exporting what lies below keeps imports flowing downward), tensors and
+ * scopes, autograd, and the differentiable ops as the `ops` namespace (also Tensor methods).
+ */
+export { Embedding } from './embedding.js';
+export { Linear, type LinearInit } from './linear.js';
+export { Module, ModuleList, type ParameterFilter } from './module.js';
+export { RMSNorm } from './rmsnorm.js';
+
+export * as ops from '../ops/index.js';
+export {
+  backward, gradcheck, gradients, isGradEnabled, needsGrad, noGrad, record,
+  type GradcheckOptions, type GradcheckResult, type GradFn, type Grads, type Node,
+} from '../autograd/index.js';
+export {
+  copyOf, frozenTensor, full, getAllocator, heapAllocator, keep, memoryStats, nativeAllocator, nativeMemory, ones, randn,
+  scalar, scope, setAllocator, tensor, tidy, uniform, zeros, zerosLike, Tensor,
+  type Allocator, type Bf16Data, type CreateOptions, type F, type FloatDtype as TensorFloatDtype, type FrozenData,
+  type FrozenDtype, type Int8Data, type MemoryStats, type Quant4Data, type RandomOptions, type TensorDtype,
+} from '../tensor/index.js';
