@@ -16,3 +16,4 @@ export { readHfConfig, llamaDims, llamaShapes, checkLlamaShapes, LLAMA_FAMILY } 
 export type { HfConfig, LlamaDims, LlamaModelType, ShapeSource } from './hf-config.js';
 export { withAtomicOutput, copyAuxFiles, type AtomicOptions } from './atomic.js';
 export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
+export { VarBuilder, DEFAULT_INIT, type FolderOptions, type Init, type WeightSource } from './var-builder.js';

@@ -1,0 +1,70 @@
+/**
+ * The data of `peft eval`: a JSONL file of `{"prompt": ..., "completion": ...}` rows, read whole and
+ * checked before any model is loaded (a bad row names its line: exit 2), then tokenized the way
+ * prompt/completion fine-tuning data is: prompt with the tokenizer's special tokens (BOS), the
+ * completion appended without them, scored on the completion's tokens only.
+ * Too long (> seqLen): the prompt loses tokens from its start, so the completion is still scored whole;
+ * a completion that alone does not fit keeps its first seqLen - 1 tokens after the last prompt token.
+ */
+import { promises as fsp } from 'node:fs';
+import { inputError } from '../errors.js';
+import { fsError } from '../io/safetensors-reader.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+
+export interface EvalRow {
+  prompt: string;
+  completion: string;
+  /** 1-based line in the file. */
+  line: number;
+}
+
+export interface TokenizedRow {
+  /** prompt + completion ids, at most seqLen */
+  ids: number[];
+  /** completion tokens are ids[start..] */
+  start: number;
+  truncated: boolean;
+}
+
+/** Every row of a prompt/completion JSONL file (blank lines skipped); throws E_INPUT naming file:line. */
+export async function readEvalRows(file: string): Promise<EvalRow[]> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    throw fsError(e, file, 'reading');
+  }
+  const rows: EvalRow[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = i + 1;
+    if (raw.trim() === '') return;
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch (e) {
+      throw inputError('E_INPUT', `not valid JSON (${(e as Error).message.split('\n')[0]})`, `${file}:${line}`);
+    }
+    const o = v as Record<string, unknown> | null;
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw inputError('E_INPUT', 'a row must be a JSON object {"prompt", "completion"}', `${file}:${line}`);
+    if (typeof o.prompt !== 'string') throw inputError('E_INPUT', '"prompt" must be a string', `${file}:${line}`);
+    if (typeof o.completion !== 'string' || o.completion === '') throw inputError('E_INPUT', '"completion" must be a non-empty string', `${file}:${line}`);
+    rows.push({ prompt: o.prompt, completion: o.completion, line });
+  });
+  if (rows.length === 0) throw inputError('E_INPUT', 'no rows (expected JSON lines {"prompt": ..., "completion": ...})', file);
+  return rows;
+}
+
+/** prompt (+ special tokens) then completion, cut to seqLen as the module doc says. */
+export function tokenizeRow(tok: Tokenizer, row: EvalRow, seqLen: number, file: string): TokenizedRow {
+  let p = tok.encode(row.prompt);
+  let c = tok.encode(row.completion, { addSpecialTokens: false });
+  // The first completion token needs a position before it to be predicted from.
+  if (p.length === 0) throw inputError('E_INPUT', 'the prompt encodes to no tokens (and the tokenizer adds no BOS)', `${file}:${row.line}`);
+  if (c.length === 0) throw inputError('E_INPUT', 'the completion encodes to no tokens', `${file}:${row.line}`);
+  const truncated = p.length + c.length > seqLen;
+  if (truncated) {
+    if (c.length >= seqLen) c = c.slice(0, seqLen - 1);
+    p = p.slice(p.length - (seqLen - c.length));
+  }
+  return { ids: [...p, ...c], start: p.length, truncated };
+}
