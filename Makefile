@@ -53,6 +53,7 @@ demo: build
 bench: build
 	node packages/core-tensor/bench/quant-throughput.mjs
 	node scripts/bench-quantize-rss.mjs
+	node scripts/bench-step.mjs
 
 clean:
 	rm -rf .tmp packages/*/dist packages/kernels-napi/*.node packages/kernels-napi/target
