@@ -6,6 +6,8 @@
 
 use std::ffi::CStr;
 
+use crate::binding_gemm as gemm;
+use crate::binding_ops as ops;
 use crate::convert::{self, Conv};
 use crate::error::{Error, Result};
 use crate::ffi::{Ctx, JsRet};
@@ -21,7 +23,8 @@ pub struct Export {
     pub f: fn(&Ctx) -> Result<JsRet>,
 }
 
-pub static EXPORTS: [Export; 13] = [
+// A slice, so adding an export never means recounting.
+pub static EXPORTS: &[Export] = &[
     Export { name: c"simdLevel", arity: 0, f: simd_level },
     Export { name: c"setSimdLevel", arity: 1, f: set_simd_level },
     Export { name: c"numThreads", arity: 0, f: num_threads },
@@ -35,6 +38,25 @@ pub static EXPORTS: [Export; 13] = [
     Export { name: c"f16ToF32", arity: 2, f: f16_to_f32 },
     Export { name: c"f32ToBf16", arity: 2, f: f32_to_bf16 },
     Export { name: c"bf16ToF32", arity: 2, f: bf16_to_f32 },
+    // Training ops (binding_ops.rs).
+    Export { name: c"rmsnormForward", arity: 7, f: ops::rmsnorm_forward },
+    Export { name: c"rmsnormBackward", arity: 8, f: ops::rmsnorm_backward },
+    Export { name: c"swigluForward", arity: 4, f: ops::swiglu_forward },
+    Export { name: c"swigluBackward", arity: 6, f: ops::swiglu_backward },
+    Export { name: c"ropeForward", arity: 8, f: ops::rope_forward },
+    Export { name: c"ropeBackward", arity: 8, f: ops::rope_backward },
+    Export { name: c"attentionForward", arity: 12, f: ops::attention_forward },
+    Export { name: c"attentionBackward", arity: 16, f: ops::attention_backward },
+    Export { name: c"crossEntropyRows", arity: 7, f: ops::cross_entropy_rows },
+    Export { name: c"adamwStep", arity: 11, f: ops::adamw_step },
+    // GEMM, fused-dequant GEMM and native memory (binding_gemm.rs).
+    Export { name: c"gemm", arity: 10, f: gemm::gemm },
+    Export { name: c"gemmQuant4", arity: 12, f: gemm::gemm_quant4 },
+    Export { name: c"gemmInt8", arity: 10, f: gemm::gemm_int8 },
+    Export { name: c"gemmBf16", arity: 9, f: gemm::gemm_bf16 },
+    Export { name: c"alloc", arity: 1, f: gemm::alloc },
+    Export { name: c"free", arity: 1, f: gemm::free },
+    Export { name: c"allocatedBytes", arity: 0, f: gemm::allocated_bytes },
 ];
 
 /// Largest integer a JS number holds exactly.

@@ -108,6 +108,9 @@ impl TypedElem for u8 {
 impl TypedElem for u16 {
     const KIND: c_int = 4;
 }
+impl TypedElem for i32 {
+    const KIND: c_int = 5;
+}
 impl TypedElem for f32 {
     const KIND: c_int = 7;
 }
@@ -135,9 +138,12 @@ pub enum JsRet {
     Undefined,
     U32(u32),
     Str(&'static str),
+    F64(f64),
+    /// A value already created through `Ctx` (e.g. an external ArrayBuffer).
+    Value(napi_value),
 }
 
-const MAX_ARGS: usize = 8;
+const MAX_ARGS: usize = 16; // attentionBackward takes 16
 
 /// One call's arguments. Typed-array views are handed out as slices only after
 /// checking that no mutable view overlaps any other view of the same call, so
@@ -239,6 +245,29 @@ impl Ctx {
         Ok((data.cast(), len))
     }
 
+    /// Whether arguments `i` and `j` are typed arrays viewing exactly the same memory
+    /// (same start, kind and length): how a caller asks for an in-place kernel, e.g.
+    /// `ropeForward(x, x, ...)`. Registers no borrow; any other overlap stays EINVAL.
+    pub fn same_view(&self, i: usize, j: usize) -> Result<bool> {
+        let view = |i: usize| -> Result<Option<(c_int, usize, usize)>> {
+            let mut is_typed = false;
+            // SAFETY: as in `type_of`.
+            check("napi_is_typedarray", unsafe { napi_is_typedarray(self.env, self.arg(i), &mut is_typed) })?;
+            if !is_typed {
+                return Ok(None);
+            }
+            let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut::<c_void>());
+            // SAFETY: out pointers are valid; the array buffer and offset are not requested.
+            let status = unsafe {
+                let (env, v) = (self.env, self.arg(i));
+                napi_get_typedarray_info(env, v, &mut kind, &mut len, &mut data, ptr::null_mut(), ptr::null_mut())
+            };
+            check("napi_get_typedarray_info", status)?;
+            Ok(Some((kind, data as usize, len)))
+        };
+        Ok(matches!((view(i)?, view(j)?), (Some(a), Some(b)) if a == b && a.2 > 0))
+    }
+
     /// Argument `i` as a read-only typed-array slice.
     pub fn slice<T: TypedElem>(&self, i: usize, name: &'static str) -> Result<&[T]> {
         let (p, len) = self.typed::<T>(i, name, false)?;
@@ -264,10 +293,114 @@ impl Ctx {
                 JsRet::Undefined => napi_get_undefined(self.env, &mut v),
                 JsRet::U32(n) => napi_create_uint32(self.env, n, &mut v),
                 JsRet::Str(s) => napi_create_string_utf8(self.env, s.as_ptr().cast(), s.len(), &mut v),
+                JsRet::F64(x) => napi_create_double(self.env, x, &mut v),
+                JsRet::Value(x) => return Ok(x),
             }
         };
         check("napi_create_*", status)?;
         Ok(v)
+    }
+}
+
+// ---- Booleans and external ArrayBuffers (GEMM flags, native memory: binding_gemm.rs) ----
+
+/// `napi_finalize`: called (on the JS thread) when V8 drops an external buffer.
+pub type napi_finalize = Option<unsafe extern "C" fn(env: napi_env, data: *mut c_void, hint: *mut c_void)>;
+const NAPI_BOOLEAN: c_int = 2;
+
+unsafe extern "C" {
+    fn napi_get_value_bool(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
+    fn napi_create_double(env: napi_env, value: f64, result: *mut napi_value) -> napi_status;
+    fn napi_create_arraybuffer(env: napi_env, len: usize, data: *mut *mut c_void, result: *mut napi_value)
+    -> napi_status;
+    fn napi_create_external_arraybuffer(
+        env: napi_env,
+        data: *mut c_void,
+        len: usize,
+        finalize_cb: napi_finalize,
+        hint: *mut c_void,
+        result: *mut napi_value,
+    ) -> napi_status;
+    fn napi_is_arraybuffer(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
+    fn napi_get_arraybuffer_info(env: napi_env, ab: napi_value, data: *mut *mut c_void, len: *mut usize)
+    -> napi_status;
+    fn napi_detach_arraybuffer(env: napi_env, ab: napi_value) -> napi_status;
+    fn napi_adjust_external_memory(env: napi_env, change: i64, result: *mut i64) -> napi_status;
+}
+
+/// Tell V8 that `delta` bytes of native memory came (> 0) or went (< 0), so GC
+/// pressure reflects them. Usable from a finalizer (it only has the env).
+pub fn adjust_external_memory(env: napi_env, delta: i64) {
+    let mut total = 0i64;
+    // SAFETY: valid env and out pointer. A failure only skews GC heuristics.
+    unsafe { napi_adjust_external_memory(env, delta, &mut total) };
+}
+
+impl Ctx {
+    /// Argument `i` as a boolean (no coercion: `0` or `'x'` is EINVAL).
+    pub fn boolean(&self, i: usize, name: &'static str) -> Result<bool> {
+        if self.type_of(i)? != NAPI_BOOLEAN {
+            return Err(Error::invalid(name, "expected a boolean"));
+        }
+        let mut v = false;
+        // SAFETY: as in `type_of`; `v` is a valid out pointer.
+        check("napi_get_value_bool", unsafe { napi_get_value_bool(self.env, self.arg(i), &mut v) })?;
+        Ok(v)
+    }
+
+    /// Argument `i` as an ArrayBuffer: (data, byteLength); (null, 0) once detached.
+    pub fn arraybuffer(&self, i: usize, name: &'static str) -> Result<(*mut u8, usize)> {
+        let mut is_ab = false;
+        // SAFETY: as in `type_of`.
+        check("napi_is_arraybuffer", unsafe { napi_is_arraybuffer(self.env, self.arg(i), &mut is_ab) })?;
+        if !is_ab {
+            return Err(Error::invalid(name, "expected an ArrayBuffer"));
+        }
+        let (mut data, mut len) = (ptr::null_mut(), 0usize);
+        // SAFETY: `arg(i)` is an ArrayBuffer; out pointers are valid.
+        check("napi_get_arraybuffer_info", unsafe {
+            napi_get_arraybuffer_info(self.env, self.arg(i), &mut data, &mut len)
+        })?;
+        Ok((data.cast(), len))
+    }
+
+    /// Detach the ArrayBuffer argument `i` (its byteLength becomes 0).
+    pub fn detach_arraybuffer(&self, i: usize) -> Result<()> {
+        // SAFETY: the caller checked with `arraybuffer` that `arg(i)` is one.
+        check("napi_detach_arraybuffer", unsafe { napi_detach_arraybuffer(self.env, self.arg(i)) })
+    }
+
+    /// A new ArrayBuffer over `len` bytes at `data`, owned by native code, which
+    /// `finalize(env, data, hint)` releases if V8 collects the buffer first.
+    ///
+    /// # Safety
+    /// `data` stays valid for `len` bytes until `finalize` runs or the buffer is
+    /// detached; `finalize` tolerates being called after an explicit release.
+    pub unsafe fn external_arraybuffer(
+        &self,
+        data: *mut u8,
+        len: usize,
+        finalize: napi_finalize,
+        hint: *mut c_void,
+    ) -> Result<napi_value> {
+        let mut v = ptr::null_mut();
+        // SAFETY: forwarded contract; `v` is a valid out pointer.
+        let status = unsafe { napi_create_external_arraybuffer(self.env, data.cast(), len, finalize, hint, &mut v) };
+        check("napi_create_external_arraybuffer", status)?;
+        Ok(v)
+    }
+
+    /// A new, empty (0-byte) ArrayBuffer.
+    pub fn empty_arraybuffer(&self) -> Result<napi_value> {
+        let (mut v, mut data) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: valid env and out pointers.
+        check("napi_create_arraybuffer", unsafe { napi_create_arraybuffer(self.env, 0, &mut data, &mut v) })?;
+        Ok(v)
+    }
+
+    /// This call's env, for `adjust_external_memory`.
+    pub fn env(&self) -> napi_env {
+        self.env
     }
 }
 

@@ -1,7 +1,8 @@
 //! peft_kernels: the CPU kernels of `peft` behind a hand-written Node-API binding.
 //!
 //! What is here: bitsandbytes-compatible quantizers (`quant`), float format
-//! conversions (`convert`), the run-time SIMD choice (`simd`), a persistent
+//! conversions (`convert`), training ops (`ops`: RMSNorm, SwiGLU, RoPE, attention,
+//! cross-entropy, AdamW; bound in `binding_ops`), the run-time SIMD choice (`simd`), a persistent
 //! thread pool (`pool`), one error type (`error`), and the JS binding
 //! (`binding`, over the only Node-API declarations, `ffi`).
 //! What is not: anything about tensors, models or files; that is core-tensor's job.
@@ -13,6 +14,9 @@
 
 pub mod convert;
 pub mod error;
+pub mod gemm;
+pub mod memory;
+pub mod ops;
 pub mod pool;
 pub mod quant;
 pub mod simd;
@@ -27,6 +31,10 @@ compile_error!("the `cuda` feature is reserved: CUDA kernels are not written yet
 // it is left out of `cargo test` executables (vitest covers it).
 #[cfg(not(test))]
 mod binding;
+#[cfg(not(test))]
+mod binding_gemm;
+#[cfg(not(test))]
+mod binding_ops;
 #[cfg(not(test))]
 mod ffi;
 

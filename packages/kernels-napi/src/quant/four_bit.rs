@@ -166,7 +166,11 @@ fn quantize_blocks(isa: Isa, x: &[f32], bs: usize, ty: FourBit, packed: &mut [u8
     }
 }
 
-fn dequantize_blocks(isa: Isa, packed: &[u8], absmax: &[f32], bs: usize, ty: FourBit, out: &mut [f32]) {
+/// Dequantize `out` as consecutive blocks of `bs` (the last may be partial) using
+/// `absmax[i]` for block i; `packed` starts at `out`'s first element, which must be
+/// a byte boundary (an even element index). Also used by the fused GEMM packing
+/// (`gemm/source.rs`) on pieces of a weight, with no allocation or validation.
+pub(crate) fn dequantize_blocks(isa: Isa, packed: &[u8], absmax: &[f32], bs: usize, ty: FourBit, out: &mut [f32]) {
     match isa.level() {
         // SAFETY (x86 arms): as in `quantize_blocks`.
         #[cfg(target_arch = "x86_64")]
