@@ -53,6 +53,7 @@ demo: build
 bench: build
 	node packages/core-tensor/bench/quant-throughput.mjs
 	node scripts/bench-quantize-rss.mjs
+	node packages/kernels-napi/bench/gemm-vs-openblas.mjs
 	node scripts/bench-step.mjs
 
 clean:
