@@ -9,7 +9,6 @@
  */
 import type { Config } from '@oclif/core';
 import type { ApplyAdapter, Llama } from '@peft/core-tensor';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadRegistry } from './registry.js';
 
@@ -20,24 +19,11 @@ interface AdapterMethod {
 }
 
 async function readAdapterConfig(dir: string): Promise<Record<string, unknown>> {
-  const { inputError } = await import('@peft/core-tensor');
+  const { inputError, readJsonObject } = await import('@peft/core-tensor');
   const file = join(dir, 'adapter_config.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    throw inputError(missing ? 'E_NOT_FOUND' : 'E_IO', missing ? 'no adapter_config.json: not a PEFT adapter folder' : (e as Error).message, file);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw inputError('E_FORMAT', `not valid JSON (${(e as Error).message.split('\n')[0]})`, file);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw inputError('E_FORMAT', 'not a JSON object', file);
-  if (typeof (json as { peft_type?: unknown }).peft_type !== 'string') throw inputError('E_FORMAT', 'peft_type is missing', file);
-  return json as Record<string, unknown>;
+  const json = await readJsonObject(file, { notFound: 'no adapter_config.json: not a PEFT adapter folder' });
+  if (typeof json.peft_type !== 'string') throw inputError('E_FORMAT', 'peft_type is missing', file);
+  return json;
 }
 
 /** Checks the adapter and finds its method before any model is loaded; the returned function applies it. */

@@ -5,6 +5,7 @@
  */
 import { asF32, asU16, bytesOf, dtypeSize, numel, type Dtype, type RawTensor } from '../dtype.js';
 import { PeftError } from '../errors.js';
+import { kindFromEnv, type BackendKind } from './kind.js';
 import { nativeBackend, tryLoadKernels } from './native.js';
 import { referenceBackend } from './reference.js';
 import type { Backend } from './types.js';
@@ -17,21 +18,10 @@ export type { TrainKernels } from './train-kernels.js';
 export {
   loadKernels, nativeBackend, nativeLoadError, nativeSimdLevels, tryLoadKernels, type KernelsNapi, type SimdLevel,
 } from './native.js';
-
-export type BackendKind = 'auto' | 'native' | 'reference';
-const KINDS: readonly string[] = ['auto', 'native', 'reference'];
+export type { BackendKind } from './kind.js';
 
 let native: Backend | undefined;
 let auto: Backend | undefined;
-
-function kindFromEnv(): BackendKind {
-  const v = process.env.PEFT_BACKEND;
-  if (v === undefined || v === '') return 'auto';
-  if (!KINDS.includes(v)) {
-    throw new PeftError('E_INPUT', `PEFT_BACKEND must be one of ${KINDS.join(', ')}, got '${v}'`);
-  }
-  return v as BackendKind;
-}
 
 /**
  * The backend to compute with. 'native' throws (E_RUNTIME) when the binary is missing; 'auto'

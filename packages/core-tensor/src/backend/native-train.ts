@@ -5,8 +5,8 @@
  * and maps kernel errors to PeftErrors; the kernels only compute.
  */
 import { PeftError } from '../errors.js';
-import type { BackendKind } from './index.js';
-import { loadKernels, tryLoadKernels } from './native.js';
+import { kindFromEnv, type BackendKind } from './kind.js';
+import { guard, loadKernels, tryLoadKernels } from './native.js';
 import { referenceTrainKernels, trainChecks, TRAIN_KERNEL_NAMES } from './reference-train/index.js';
 import type { F, TrainKernels } from './train-kernels.js';
 
@@ -28,15 +28,6 @@ function requireF32(op: string, args: readonly unknown[]): void {
   }
 }
 
-/** Kernel errors with code EINVAL are bad arguments the checks cannot see (e.g. aliasing); anything else is a bug. */
-function guard(op: string, run: () => void): void {
-  try {
-    run();
-  } catch (e) {
-    const code = (e as { code?: unknown }).code === 'EINVAL' ? 'E_INPUT' : 'E_RUNTIME';
-    throw new PeftError(code, `${op} (native): ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
-}
 
 /** Wraps the native functions of `k` (the loaded module) as TrainKernels; throws E_RUNTIME if any is missing. */
 export function nativeTrainKernels(k: object = loadKernels()): TrainKernels {
@@ -57,16 +48,6 @@ export function nativeTrainKernels(k: object = loadKernels()): TrainKernels {
     };
   }
   return out as TrainKernels;
-}
-
-// PEFT_BACKEND, read as getBackend reads it (index.ts), so both pick the same side.
-function kindFromEnv(): BackendKind {
-  const v = process.env.PEFT_BACKEND;
-  if (v === undefined || v === '') return 'auto';
-  if (v !== 'auto' && v !== 'native' && v !== 'reference') {
-    throw new PeftError('E_INPUT', `PEFT_BACKEND must be one of auto, native, reference, got '${v}'`);
-  }
-  return v;
 }
 
 let native: TrainKernels | undefined;

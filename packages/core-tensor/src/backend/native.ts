@@ -89,7 +89,7 @@ const TYPE_ID = { nf4: 0, fp4: 1 } as const;
  * Runs a kernel, turning its errors into PeftErrors: the kernels throw `code: 'EINVAL'` for
  * arguments the checks above cannot see (e.g. an output aliasing an input), anything else is a bug.
  */
-function guard(op: string, run: () => void): void {
+export function guard(op: string, run: () => void): void {
   try {
     run();
   } catch (e) {

@@ -5,11 +5,10 @@
  * Shapes are PyTorch's: nn.Linear weight is [out_features, in_features].
  * Not here: building modules from the config (models/), quantization_config parsing (quant/).
  */
-import { promises as fsp } from 'node:fs';
+import { readJsonObject } from './json-file.js';
 import { join } from 'node:path';
 import { inputError } from '../errors.js';
 import type { Dtype } from '../dtype.js';
-import { fsError } from './safetensors-reader.js';
 
 export type HfConfig = Record<string, unknown>;
 
@@ -18,21 +17,7 @@ export type LlamaModelType = (typeof LLAMA_FAMILY)[number];
 
 /** Reads `<dir>/config.json`; it must be a JSON object. */
 export async function readHfConfig(dir: string): Promise<HfConfig> {
-  const file = join(dir, 'config.json');
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (e) {
-    throw fsError(e, file, 'reading');
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw inputError('E_FORMAT', `not valid JSON (${(e as Error).message.split('\n')[0]})`, file);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw inputError('E_FORMAT', 'not a JSON object', file);
-  return json as HfConfig;
+  return (await readJsonObject(join(dir, 'config.json'))) as HfConfig;
 }
 
 /** The dimensions that decide every tensor shape, with transformers' defaults filled in. */
