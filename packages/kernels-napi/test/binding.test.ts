@@ -2,18 +2,11 @@
 // argument's name) and identical results for the scalar and the best SIMD level.
 // Kernel numerics themselves are tested in Rust (`cargo test --release`).
 // Skipped when the .node file is not built, unless PEFT_REQUIRE_NATIVE=1.
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { kernels as k, pkgDir, expectEinval, type Kernels } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 
-type Kernels = typeof import('../index.js');
-
-const pkgDir = join(__dirname, '..'); // this package is CommonJS, so TS allows __dirname
-const built = readdirSync(pkgDir).some((f) => f.startsWith('kernels-napi.') && f.endsWith('.node'));
-const required = process.env.PEFT_REQUIRE_NATIVE === '1';
-const k: Kernels | undefined =
-  built || required ? (createRequire(join(pkgDir, 'package.json'))('./index.js') as Kernels) : undefined;
 
 /** Deterministic pseudo-random values (xorshift32), with zeros, NaN, ±inf and subnormals mixed in. */
 function randomF32(n: number, seed = 1, specials = true): Float32Array {
@@ -37,17 +30,6 @@ function code256(): Float32Array {
   return Float32Array.from({ length: 256 }, (_, i) => ((i - 127.5) / 127.5) ** 3);
 }
 
-function expectEinval(fn: () => void, argName: string) {
-  let err: (Error & { code?: string }) | undefined;
-  try {
-    fn();
-  } catch (e) {
-    err = e as Error & { code?: string };
-  }
-  expect(err, `expected a throw naming ${argName}`).toBeInstanceOf(Error);
-  expect(err?.code).toBe('EINVAL');
-  expect(err?.message).toContain(`\`${argName}\``);
-}
 
 /** Run `fn` once per level and return the outputs, as bytes, for comparison. */
 function perLevel(k: Kernels, fn: () => ArrayBufferView[]): Map<string, Uint8Array[]> {

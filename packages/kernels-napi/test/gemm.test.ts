@@ -2,18 +2,9 @@
 // the argument), results against a naive f64-accumulated JS reference at every SIMD level, and the
 // fused-dequant GEMMs bit-identical to gemm on the dequantized weight. Kernel numerics in depth are
 // tested in Rust (src/gemm/tests.rs). Skipped when the .node file is not built, unless PEFT_REQUIRE_NATIVE=1.
-import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { kernels as k, expectEinval, type Kernels } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 
-type Kernels = typeof import('../index.js');
-
-const pkgDir = join(__dirname, '..');
-const built = readdirSync(pkgDir).some((f) => f.startsWith('kernels-napi.') && f.endsWith('.node'));
-const required = process.env.PEFT_REQUIRE_NATIVE === '1';
-const k: Kernels | undefined =
-  built || required ? (createRequire(join(pkgDir, 'package.json'))('./index.js') as Kernels) : undefined;
 
 /** Deterministic values in [-2, 2) (xorshift32). */
 function rand(n: number, seed: number): Float32Array {
@@ -62,17 +53,6 @@ function reference(p: Case, a: Float32Array, b: Float32Array, c: Float32Array) {
   return { out, bound };
 }
 
-function expectEinval(fn: () => void, argName: string) {
-  let err: (Error & { code?: string }) | undefined;
-  try {
-    fn();
-  } catch (e) {
-    err = e as Error & { code?: string };
-  }
-  expect(err, `expected a throw naming ${argName}`).toBeInstanceOf(Error);
-  expect(err?.code).toBe('EINVAL');
-  expect(err?.message).toContain(`\`${argName}\``);
-}
 
 function bytes(x: Float32Array): Buffer {
   return Buffer.from(x.buffer, x.byteOffset, x.byteLength);

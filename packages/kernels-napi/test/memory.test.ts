@@ -2,18 +2,9 @@
 // freed deterministically by free() (which detaches them) or by the GC finalizer. Alignment is
 // checked in Rust (src/memory.rs). Skipped when the .node file is not built, unless PEFT_REQUIRE_NATIVE=1.
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { kernels as k, pkgDir } from './helpers.js';
 import { describe, expect, it } from 'vitest';
 
-type Kernels = typeof import('../index.js');
-
-const pkgDir = join(__dirname, '..');
-const built = readdirSync(pkgDir).some((f) => f.startsWith('kernels-napi.') && f.endsWith('.node'));
-const required = process.env.PEFT_REQUIRE_NATIVE === '1';
-const k: Kernels | undefined =
-  built || required ? (createRequire(join(pkgDir, 'package.json'))('./index.js') as Kernels) : undefined;
 
 function errorOf(fn: () => void): (Error & { code?: string }) | undefined {
   try {

@@ -2,18 +2,9 @@
 // the argument), in-place RoPE, and a few results against tiny naive JS computations in
 // doubles. Kernel numerics are tested in Rust (`cargo test --release`, src/ops/*/tests.rs).
 // Skipped when the .node file is not built, unless PEFT_REQUIRE_NATIVE=1.
-import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { kernels as k, expectEinval, type Kernels } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 
-type Kernels = typeof import('../index.js');
-
-const pkgDir = join(__dirname, '..');
-const built = readdirSync(pkgDir).some((f) => f.startsWith('kernels-napi.') && f.endsWith('.node'));
-const required = process.env.PEFT_REQUIRE_NATIVE === '1';
-const k: Kernels | undefined =
-  built || required ? (createRequire(join(pkgDir, 'package.json'))('./index.js') as Kernels) : undefined;
 
 function rand(n: number, seed: number, scale = 1): Float32Array {
   const out = new Float32Array(n);
@@ -27,17 +18,6 @@ function rand(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
-function expectEinval(fn: () => void, argName: string) {
-  let err: (Error & { code?: string }) | undefined;
-  try {
-    fn();
-  } catch (e) {
-    err = e as Error & { code?: string };
-  }
-  expect(err, `expected a throw naming ${argName}`).toBeInstanceOf(Error);
-  expect(err?.code).toBe('EINVAL');
-  expect(err?.message).toContain(`\`${argName}\``);
-}
 
 /** |got - want| <= tol * (|want| + 1) elementwise (values here are O(1)). */
 function expectClose(got: Float32Array, want: ArrayLike<number>, tol: number, what: string) {
