@@ -1,9 +1,11 @@
 //! Run-time choice of the SIMD instruction set (candle's `VecOps` idea, done at run time).
 //!
 //! Every kernel has a scalar reference and x86 versions for AVX2 (+FMA, F16C) and
-//! AVX-512 (F, BW, VL). All versions give bit-identical results: they only use
-//! exact operations (compare, max, single f32 multiply/divide, table lookup) in the
-//! same order as the scalar code. Which one runs is a process-wide setting:
+//! AVX-512 (F, BW, VL). The quantization, conversion, GEMM, swiglu, rope and AdamW kernels
+//! give bit-identical results at every level (exact operations, or the same FMA chains in the
+//! same order); rmsnorm, attention and cross-entropy sum in a level-specific order and agree
+//! within their tested tolerances. Every kernel is deterministic across thread counts.
+//! Which one runs is a process-wide setting:
 //! the best the CPU has, unless `setSimdLevel` (tests, benchmarks) lowered it.
 //!
 //! Soundness: a kernel gets an [`Isa`], which can only be built for a level the
