@@ -7,7 +7,7 @@
  * /usr/bin/python3 (torch); without it the peer column says so.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateTinyLlama, getTrainKernels, Llama, memoryStats, referenceTrainKernels, tidy } from '../packages/core-tensor/dist/index.js';
 
@@ -52,9 +52,12 @@ const ours = { peer: `peft (${getTrainKernels() === referenceTrainKernels ? 'ref
 const peerEnv = { ...process.env };
 delete peerEnv.OPENBLAS_CORETYPE;
 delete peerEnv.OPENBLAS_L2_SIZE;
+// Both peers see the same tokens, so their losses must agree too.
+const idsFile = join(dir, 'bench-ids.json');
+writeFileSync(idsFile, JSON.stringify(Array.from(ids)));
 let torch;
 try {
-  const out = execFileSync('/usr/bin/python3', [join(root, 'scripts/bench_step_torch.py'), '--model', dir, '--steps', String(STEPS)], {
+  const out = execFileSync('/usr/bin/python3', [join(root, 'scripts/bench_step_torch.py'), '--model', dir, '--steps', String(STEPS), '--ids', idsFile], {
     encoding: 'utf8', env: peerEnv,
   });
   torch = JSON.parse(out.trim().split('\n').pop());

@@ -60,11 +60,16 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ids", help="JSON file with the token ids (batch*seq ints) the other peer used")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     p, c = load(a.model)
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, c["vocab"], (a.batch, a.seq), generator=g)
+    if a.ids:
+        with open(a.ids) as f:
+            ids = torch.tensor(json.load(f), dtype=torch.long).reshape(a.batch, a.seq)
+    else:
+        ids = torch.randint(0, c["vocab"], (a.batch, a.seq), generator=g)
     pos = torch.arange(a.seq)[None, :].expand(a.batch, -1)
     cos, sin = ref.rope_cos_sin(ref.rope_inv_freq(c), pos)
     loss = step(p, c, ids, cos, sin)  # warm-up
