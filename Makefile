@@ -8,7 +8,7 @@ PEFT := node packages/cli/bin/run.js
 GEN := node packages/core-tensor/bin/gen-model.js
 DEMO := .tmp/demo
 
-.PHONY: all install build native ts test test-rust test-js demo bench clean
+.PHONY: all install build native ts test test-rust test-js demo bench bench-deps clean
 
 all: build
 
@@ -50,7 +50,12 @@ demo: build
 	$(PEFT) quantize $(DEMO)/tiny-llama --out $(DEMO)/tiny-llama-nf4
 	$(PEFT) inspect $(DEMO)/tiny-llama-nf4
 
-bench: build
+# The PyTorch peer of the step benchmark comes from Debian (no PyPI here); tests never need it.
+bench-deps:
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread)
+
+bench: build bench-deps
 	node packages/core-tensor/bench/quant-throughput.mjs
 	node scripts/bench-quantize-rss.mjs
 	node packages/kernels-napi/bench/gemm-vs-openblas.mjs
