@@ -21,11 +21,12 @@ Writes packages/core-tensor/test/fixtures/bnb/{*.safetensors, dynamic_map.json}.
 """
 import json
 import os
-import struct
 import sys
 from decimal import Decimal
 
 import numpy as np
+
+from ref_common import write_safetensors
 
 try:
     import torch
@@ -228,23 +229,6 @@ def quant_state_bytes(qtype, bs, dtype, shape, offset=None):
     if offset is not None:
         d.update({"nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": float(offset)})
     return np.frombuffer(json.dumps(d).encode("utf-8"), dtype=np.uint8)
-
-
-def write_safetensors(path, tensors, metadata):
-    """Minimal safetensors writer: u64 LE header length, JSON header, raw little-endian data."""
-    header, chunks, off = {"__metadata__": metadata}, [], 0
-    for name, arr in tensors:
-        dt = {np.dtype(F32): "F32", np.dtype(np.float16): "F16", np.dtype(np.uint8): "U8",
-              np.dtype(np.int8): "I8", np.dtype(np.uint16): "BF16"}[arr.dtype]  # u16 arrays hold bf16 bits
-        raw = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}
-        chunks.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
-    return 8 + len(h) + off
 
 
 # ---- inputs -------------------------------------------------------------------------------------------

@@ -37,9 +37,7 @@ Writes packages/core-tensor/test/fixtures/llama/<case>/{config.json, model.safet
 Deterministic: fixed seeds.
 """
 import json
-import math
 import os
-import struct
 import sys
 
 import numpy as np
@@ -48,6 +46,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bnb_reference as bnb  # noqa: E402  (the bitsandbytes reference functions, reused)
+from ref_common import default_inv_freq, llama3_inv_freq, write_safetensors  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packages", "core-tensor", "test",
                    "fixtures", "llama")
@@ -85,25 +84,6 @@ LINEARS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_att
 
 
 # ---- files ----------------------------------------------------------------------------------------------
-
-def write_safetensors(path, tensors, metadata):
-    """Minimal safetensors writer: u64 LE header length, JSON header, raw little-endian data."""
-    header, chunks, off = {"__metadata__": {k: str(v) for k, v in metadata.items()}}, [], 0
-    for key, arr in tensors.items():
-        if isinstance(arr, torch.Tensor):
-            arr = arr.detach().contiguous().numpy()
-        dt = {np.dtype(np.float64): "F64", np.dtype(np.float32): "F32", np.dtype(np.int32): "I32",
-              np.dtype(np.uint8): "U8"}[arr.dtype]
-        raw = np.ascontiguousarray(arr).tobytes()
-        header[key] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + len(raw)]}
-        chunks.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
-    return 8 + len(h) + off
-
 
 def hf_config(c):
     """config.json as save_pretrained writes it for LlamaConfig / MistralConfig / Qwen2Config."""
@@ -179,25 +159,6 @@ def make_weights(c, g):
 
 # ---- rotary embedding (modeling_rope_utils.py + LlamaRotaryEmbedding), all in f32 as transformers ------------
 
-def default_inv_freq(base, dim):
-    """_compute_default_rope_parameters: 1 / base ** (arange(0, dim, 2) / dim), in f32."""
-    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(dtype=torch.float) / dim))
-
-
-def llama3_inv_freq(inv_freq, s):
-    """_compute_llama3_parameters, applied to the default inv_freq (f32 tensor ops, Python scalars)."""
-    factor, low_freq_factor, high_freq_factor = s["factor"], s["low_freq_factor"], s["high_freq_factor"]
-    old_context_len = s["original_max_position_embeddings"]
-    low_freq_wavelen = old_context_len / low_freq_factor
-    high_freq_wavelen = old_context_len / high_freq_factor
-    wavelen = 2 * math.pi / inv_freq
-    inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
-    smooth_factor = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-    smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
-    is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
-    return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
-
-
 def rope_inv_freq(c):
     inv = default_inv_freq(c["theta"], head_dim(c))
     s = c.get("rope_scaling")
@@ -207,7 +168,8 @@ def rope_inv_freq(c):
     if kind == "linear":
         return inv / s["factor"]  # _compute_linear_scaling_rope_parameters
     if kind == "llama3":
-        return llama3_inv_freq(inv, s)
+        return llama3_inv_freq(inv, s["factor"], s["low_freq_factor"], s["high_freq_factor"],
+                               s["original_max_position_embeddings"])
     raise ValueError(kind)
 
 

@@ -23,13 +23,14 @@ Run (from the repo root; Debian's python has torch, the pyenv one does not):
 Writes packages/core-tensor/test/fixtures/kernels/*.safetensors (F64 and I32 tensors; scalars such as
 eps or scale in __metadata__ as decimal strings). Deterministic: fixed seeds, float64 math.
 """
-import json
 import math
 import os
-import struct
 
 import torch
 import torch.nn.functional as F
+
+from ref_common import default_inv_freq, llama3_inv_freq
+from ref_common import write_safetensors as _write
 
 torch.set_default_dtype(torch.float64)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packages", "core-tensor", "test",
@@ -37,21 +38,7 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "pack
 
 
 def write_safetensors(name, tensors, metadata):
-    """Minimal safetensors writer: u64 LE header length, JSON header, raw little-endian data."""
-    header, chunks, off = {"__metadata__": {k: str(v) for k, v in metadata.items()}}, [], 0
-    for key, t in tensors.items():
-        t = t.detach().contiguous()
-        dt = {torch.float64: "F64", torch.float32: "F32", torch.int32: "I32"}[t.dtype]
-        raw = t.numpy().tobytes()
-        header[key] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        chunks.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    path = os.path.join(OUT, name + ".safetensors")
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
-    return 8 + len(h) + off
+    return _write(os.path.join(OUT, name + ".safetensors"), tensors, metadata)
 
 
 def leaf(t):
@@ -112,25 +99,6 @@ def swiglu_case(g):
 
 
 # ---- rope ---------------------------------------------------------------------------------------------
-
-def default_inv_freq(base, dim, dtype):
-    """transformers _compute_default_rope_parameters (it computes in f32: dtype=torch.float32)."""
-    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(dtype=dtype) / dim))
-
-
-def llama3_inv_freq(inv_freq, factor, low_freq_factor, high_freq_factor, old_context_len):
-    """transformers _compute_llama3_parameters, applied to the default inv_freq."""
-    low_freq_wavelen = old_context_len / low_freq_factor
-    high_freq_wavelen = old_context_len / high_freq_factor
-    wavelen = 2 * math.pi / inv_freq
-    # wavelen < high_freq_wavelen: do nothing; wavelen > low_freq_wavelen: divide by factor
-    inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
-    # otherwise: interpolate between the two, using a smooth factor
-    smooth_factor = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-    smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
-    is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
-    return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
-
 
 def rope_tables(cfg, max_pos, dtype):
     """LlamaRotaryEmbedding: freqs = inv_freq x pos, emb = cat(freqs, freqs); the kernel takes one half."""
