@@ -131,3 +131,25 @@ describe('peft quantize', () => {
     expect(r.stdout).toMatch(/size\s+.* -> /);
   });
 });
+
+describe('peft inspect on a PEFT adapter folder', () => {
+  it('reports the adapter type, rank, targets and parameters', async () => {
+    const { writePeftAdapter } = await import('@peft/core-tensor');
+    const dir = join(work, 'adapter');
+    const A = new Float32Array(4 * 64).fill(0.5);
+    const B = new Float32Array(64 * 4);
+    const tensors = ['q_proj', 'v_proj'].flatMap((m) => [
+      { name: `base_model.model.model.layers.0.self_attn.${m}.lora_A.weight`, dtype: 'F32' as const, shape: [4, 64], data: new Uint8Array(A.buffer.slice(0)) },
+      { name: `base_model.model.model.layers.0.self_attn.${m}.lora_B.weight`, dtype: 'F32' as const, shape: [64, 4], data: new Uint8Array(B.buffer.slice(0)) },
+    ]);
+    await writePeftAdapter(dir, { config: { peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8 }, tensors });
+    const r = await peft(['inspect', dir, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({
+      kind: 'adapter', tensors: 4, parameters: 2 * (4 * 64 + 64 * 4), dtypes: { F32: { tensors: 4 } },
+      adapter: { peftType: 'LORA', r: 4, loraAlpha: 8, targetModules: ['q_proj', 'v_proj'] },
+    });
+    const text = await peft(['inspect', dir]);
+    expect(text.stdout).toMatch(/adapter\s+peftType=LORA taskType=CAUSAL_LM r=4 loraAlpha=8 targetModules=q_proj,v_proj/);
+  });
+});

@@ -3,7 +3,7 @@ import { PeftCommand } from '../base-command.js';
 import { bytes, count, table } from '../format.js';
 
 export default class Inspect extends PeftCommand {
-  static override summary = 'Show what a model folder, quantized folder or safetensors file holds.';
+  static override summary = 'Show what a model folder, quantized folder, PEFT adapter folder or safetensors file holds.';
   static override examples = [
     '<%= config.bin %> inspect ./tiny-llama',
     '<%= config.bin %> inspect ./tiny-llama-nf4 --json',
@@ -11,7 +11,7 @@ export default class Inspect extends PeftCommand {
   ];
 
   static override args = {
-    path: Args.string({ description: 'model folder or .safetensors file', required: true }),
+    path: Args.string({ description: 'model folder, adapter folder or .safetensors file', required: true }),
   };
 
   public async run() {
@@ -28,8 +28,13 @@ export default class Inspect extends PeftCommand {
     rows.push(['bytes', bytes(r.bytes)]);
     const dtypes = Object.entries(r.dtypes).map(([d, c]) => `${d} ${c!.tensors} (${bytes(c!.bytes)})`);
     rows.push(['dtypes', dtypes.join(', ')]);
-    const q = r.quantization;
-    rows.push(['quantization', q ? describe(q) : 'none']);
+    if (r.adapter) {
+      const { dir: _dir, ...a } = r.adapter;
+      rows.push(['adapter', describe(a)]);
+    } else {
+      const q = r.quantization;
+      rows.push(['quantization', q ? describe(q) : 'none']);
+    }
     if (r.metadata) rows.push(['metadata', JSON.stringify(r.metadata)]);
     this.log(table(rows));
     return r;

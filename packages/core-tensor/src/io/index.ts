@@ -1,7 +1,7 @@
 /**
  * io/: safetensors files (lazy reading, streaming and sharded writing), Hugging Face model
- * folders and config.json, atomic output folders. The public surface of this layer.
- * Not here: PEFT adapter folders and tokenizer.json parsing (their own modules), quantized layouts (quant/).
+ * folders and config.json, PEFT adapter folders, atomic output folders. The public surface of this layer.
+ * Not here: tokenizer.json parsing (tokenizer/), quantized layouts (quant/).
  */
 export { MAX_HEADER_BYTES, parseHeader, headerLength, buildHeader, safetensorsOrder } from './safetensors-header.js';
 export type { TensorInfo, ParsedHeader, HeaderEntry } from './safetensors-header.js';
@@ -18,3 +18,4 @@ export { withAtomicOutput, copyAuxFiles, type AtomicOptions } from './atomic.js'
 export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
 export { VarBuilder, DEFAULT_INIT, type FolderOptions, type Init, type WeightSource } from './var-builder.js';
 export { readJsonObject } from './json-file.js';
+export * from './peft-adapter.js';

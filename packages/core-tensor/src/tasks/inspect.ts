@@ -1,12 +1,14 @@
 /**
- * `peft inspect` as a library call: what a model folder, a quantized folder or a single
- * safetensors file holds: architecture, tensors, dtypes, logical parameter count, bytes and
+ * `peft inspect` as a library call: what a model folder, a quantized folder, a PEFT adapter
+ * folder or a single safetensors file holds: architecture, tensors, dtypes, logical parameter count, bytes and
  * quantization. Reads headers (and the tiny quant-state tensors) only, never the weights.
  */
 import { stat } from 'node:fs/promises';
 import { numel, type Dtype } from '../dtype.js';
 import { PeftError } from '../errors.js';
-import { openModelFolder, SafetensorsFile } from '../io/index.js';
+import { describePeftAdapter, openModelFolder, SafetensorsFile, type PeftAdapterSummary } from '../io/index.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describeQuantization } from '../quant/index.js';
 
 export interface DtypeCount {
@@ -16,7 +18,7 @@ export interface DtypeCount {
 
 export interface InspectReport {
   path: string;
-  kind: 'model' | 'safetensors';
+  kind: 'model' | 'safetensors' | 'adapter';
   architecture?: string;
   modelType?: string;
   shape?: Record<string, number>;
@@ -27,6 +29,7 @@ export interface InspectReport {
   dtypes: Partial<Record<Dtype, DtypeCount>>;
   quantization?: ReturnType<typeof describeQuantization>;
   metadata?: Record<string, string>;
+  adapter?: PeftAdapterSummary;
 }
 
 /** Statistics tensors of bitsandbytes layouts: stored, but not parameters of the model. */
@@ -76,6 +79,11 @@ export async function inspectPath(path: string): Promise<InspectReport> {
     } finally {
       await f.close();
     }
+  }
+  if (existsSync(join(path, 'adapter_config.json'))) {
+    const adapter = await describePeftAdapter(path);
+    const weights = await inspectPath(join(adapter.dir, 'adapter_model.safetensors'));
+    return { ...weights, path, kind: 'adapter', adapter };
   }
   const m = await openModelFolder(path);
   try {
