@@ -8,6 +8,7 @@ import { nativeBackend, nativeLoadError, nativeSimdLevels, loadKernels, referenc
 import type { QuantType4 } from '../src/backend/types.js';
 import { PeftError } from '../src/errors.js';
 import { DYNAMIC_MAP } from '../src/quant/tables.js';
+import { rng } from './train-kernels-util.js';
 
 // Skipped when the binary is not built, unless PEFT_REQUIRE_NATIVE=1 (set by `make test`): then a
 // missing or broken build fails the suite instead of hiding behind a skip.
@@ -16,18 +17,6 @@ const ref = referenceBackend;
 const SIZES = [1, 2, 3, 31, 32, 33, 63, 64, 65, 255, 256, 257, 1000, 4095, 4096, 4097, 10007, 70001];
 const BLOCKS = [32, 64, 128, 256, 512, 1024, 2048, 4096];
 const LARGE = 1 << 21; // enough work for every thread
-
-/** mulberry32: a small deterministic PRNG, so failures reproduce. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Weights-like data: normal-ish values, outliers, exact zeros, a zero block, -0, tiny and subnormal values. */
 function weights(n: number, seed: number): Float32Array {
