@@ -1,22 +1,13 @@
 /**
  * `--adapter DIR` for eval / generate. The adapter folder's adapter_config.json names its
  * `peft_type`; the method a plugin registered for that type (registry kind `method`, matched on its
- * `peftType`) applies the adapter to the loaded base model. The CLI knows no method by name.
- *
- * The contract a method entry is expected to offer (until the plugin contract types it):
- *   peftType: string                                            e.g. "LORA"
- *   loadAdapter(model, dir, adapterConfig): Promise<void> | void   wraps / loads into the model in place
+ * `peftType`, see core plugin/method.ts) applies the adapter to the loaded base model. The CLI knows
+ * no method by name.
  */
 import type { Config } from '@oclif/core';
-import type { ApplyAdapter, Llama } from '@peft/core-tensor';
+import type { ApplyAdapter } from '@peft/core-tensor';
 import { join } from 'node:path';
 import { loadRegistry } from './registry.js';
-
-interface AdapterMethod {
-  name: string;
-  peftType?: unknown;
-  loadAdapter?: (model: Llama, dir: string, config: Record<string, unknown>) => Promise<void> | void;
-}
 
 async function readAdapterConfig(dir: string): Promise<Record<string, unknown>> {
   const { inputError, readJsonObject } = await import('@peft/core-tensor');
@@ -32,12 +23,7 @@ export async function resolveAdapter(config: Config, dir: string): Promise<Apply
   const adapterConfig = await readAdapterConfig(dir);
   const peftType = adapterConfig.peft_type as string;
   const registry = await loadRegistry(config);
-  const methods = registry.list('method') as AdapterMethod[];
-  const method = methods.find((m) => typeof m.peftType === 'string' && m.peftType.toUpperCase() === peftType.toUpperCase());
+  const method = registry.list('method').find((m) => m.peftType.toUpperCase() === peftType.toUpperCase());
   if (!method) throw new PeftError('E_INPUT', `no adapter method registered for ${peftType} (adapter ${dir}); install the plugin that provides it`);
-  const load = method.loadAdapter;
-  if (typeof load !== 'function') {
-    throw new PeftError('E_INPUT', `method "${method.name}" (peft_type ${peftType}) cannot apply an adapter for inference (no loadAdapter)`);
-  }
-  return (model) => load.call(method, model, dir, adapterConfig);
+  return (model) => method.loadAdapter(model, dir, adapterConfig);
 }

@@ -6,6 +6,10 @@
  * is refused, so two plugins can never silently shadow each other.
  */
 import { PeftError } from '../errors.js';
+import type { CompressorDef } from './compressor.js';
+import type { MergerDef } from './merger.js';
+import type { MethodDef } from './method.js';
+import type { OptimizerDef } from './optimizer.js';
 import type { QuantizerDef } from './quantizer.js';
 import type { OptionsSchema } from './options.js';
 
@@ -17,21 +21,26 @@ export interface EntryBase {
   options: OptionsSchema;
 }
 
-/** Kinds as DESIGN.md lists them; only `quantizer` has its typed contract so far. */
+/** Kinds as DESIGN.md lists them; each has its typed contract in its own file (transfer: to come). */
 export type EntryKind = 'method' | 'optimizer' | 'quantizer' | 'merger' | 'compressor' | 'transfer';
 export const ENTRY_KINDS: readonly EntryKind[] = ['method', 'optimizer', 'quantizer', 'merger', 'compressor', 'transfer'];
 
 interface KindTypes {
   quantizer: QuantizerDef;
-  method: EntryBase;
-  optimizer: EntryBase;
-  merger: EntryBase;
-  compressor: EntryBase;
+  method: MethodDef;
+  optimizer: OptimizerDef;
+  merger: MergerDef;
+  compressor: CompressorDef;
   transfer: EntryBase;
 }
 
 export interface Registry {
   quantizer(def: QuantizerDef): void;
+  method(def: MethodDef): void;
+  optimizer(def: OptimizerDef): void;
+  merger(def: MergerDef): void;
+  compressor(def: CompressorDef): void;
+  transfer(def: EntryBase): void;
   list<K extends EntryKind>(kind: K): KindTypes[K][];
   get<K extends EntryKind>(kind: K, name: string): KindTypes[K];
   has(kind: EntryKind, name: string): boolean;
@@ -54,6 +63,11 @@ export function createRegistry(): Registry {
 
   const registry: Registry = {
     quantizer: (def) => add('quantizer', def),
+    method: (def) => add('method', def),
+    optimizer: (def) => add('optimizer', def),
+    merger: (def) => add('merger', def),
+    compressor: (def) => add('compressor', def),
+    transfer: (def) => add('transfer', def),
     list: (kind) => [...tables.get(kind)!.values()].sort((a, b) => a.name.localeCompare(b.name)) as never,
     get(kind, name) {
       const entry = tables.get(kind)!.get(name);
