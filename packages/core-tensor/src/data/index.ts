@@ -1,0 +1,9 @@
+/**
+ * data/: JSONL training datasets for `peft train` (text, prompt/completion, chat messages) tokenized
+ * into Examples with HF-convention labels, a seeded train/val split, and per-epoch seeded batches
+ * (padded or packed). Not here: the training loop (train/), the eval command's data (tasks/eval-data.ts).
+ */
+export { IGNORE_INDEX, type Batch, type DataFormat, type Dataset, type DatasetStats, type Example } from './example.js';
+export { loadDataset, type LoadDatasetOptions } from './dataset.js';
+export { batchesFor, type BatchOptions } from './batch.js';
+export { padIdFor, eosIdOf } from './tokenize.js';

@@ -1,0 +1,90 @@
+/**
+ * Reading a training JSONL file: one JSON object per line in one of three formats, told apart by
+ * their keys (as TRL's dataset formats are): {"text"}, {"prompt", "completion"} or
+ * {"messages": [{"role", "content"}, ...]}. The first row fixes the format; a row of another format,
+ * invalid JSON, wrong types or an empty value is an E_INPUT naming `file:line`. Blank lines are
+ * skipped; other keys (ids, metadata) are ignored. Not here: tokenization (tokenize.ts, chat.ts).
+ */
+import { promises as fsp } from 'node:fs';
+import { inputError } from '../errors.js';
+import { fsError } from '../io/safetensors-reader.js';
+import type { ChatMessage } from '../tokenizer/chat-template.js';
+import type { DataFormat } from './example.js';
+
+export type DataRow =
+  | { format: 'text'; text: string; line: number }
+  | { format: 'prompt_completion'; prompt: string; completion: string; line: number }
+  | { format: 'messages'; messages: ChatMessage[]; line: number };
+
+type Obj = Record<string, unknown>;
+
+/** The format a row's keys name; more than one or none is an error. */
+function formatOf(o: Obj, where: string): DataFormat {
+  const found: DataFormat[] = [];
+  if ('text' in o) found.push('text');
+  if ('prompt' in o || 'completion' in o) found.push('prompt_completion');
+  if ('messages' in o) found.push('messages');
+  if (found.length === 1) return found[0];
+  if (found.length === 0) throw inputError('E_INPUT', 'a row needs "text", "prompt" + "completion", or "messages"', where);
+  throw inputError('E_INPUT', `a row has the keys of several formats (${found.join(', ')}); use one`, where);
+}
+
+function messagesOf(v: unknown, where: string): ChatMessage[] {
+  if (!Array.isArray(v) || v.length === 0) throw inputError('E_INPUT', '"messages" must be a non-empty list', where);
+  const msgs = v.map((m: unknown, i) => {
+    const o = m as Obj | null;
+    if (o === null || typeof o !== 'object' || Array.isArray(o) || typeof o.role !== 'string' || typeof o.content !== 'string') {
+      throw inputError('E_INPUT', `messages[${i}] must be an object with string "role" and "content"`, where);
+    }
+    return o as ChatMessage;
+  });
+  if (!msgs.some((m) => m.role === 'assistant')) throw inputError('E_INPUT', 'no "assistant" message: nothing to train on', where);
+  return msgs;
+}
+
+/** One parsed, checked row (`where` = file:line). */
+function parseRow(raw: string, line: number, where: string): DataRow {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (e) {
+    throw inputError('E_INPUT', `not valid JSON (${(e as Error).message.split('\n')[0]})`, where);
+  }
+  const o = v as Obj | null;
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw inputError('E_INPUT', 'a row must be a JSON object', where);
+  const format = formatOf(o, where);
+  if (format === 'text') {
+    if (typeof o.text !== 'string' || o.text === '') throw inputError('E_INPUT', '"text" must be a non-empty string', where);
+    return { format, text: o.text, line };
+  }
+  if (format === 'prompt_completion') {
+    // As eval-data.ts: an empty prompt is allowed (BOS precedes the completion), an empty completion is not.
+    if (typeof o.prompt !== 'string') throw inputError('E_INPUT', '"prompt" must be a string', where);
+    if (typeof o.completion !== 'string' || o.completion === '') throw inputError('E_INPUT', '"completion" must be a non-empty string', where);
+    return { format, prompt: o.prompt, completion: o.completion, line };
+  }
+  return { format, messages: messagesOf(o.messages, where), line };
+}
+
+/** Every row of a JSONL file, all of the first row's format; throws E_INPUT naming file:line. */
+export async function readDataRows(file: string): Promise<{ format: DataFormat; rows: DataRow[] }> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    throw fsError(e, file, 'reading');
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte-order mark is not JSON
+  const rows: DataRow[] = [];
+  text.split('\n').forEach((raw, i) => {
+    if (raw.trim() === '') return;
+    const row = parseRow(raw, i + 1, `${file}:${i + 1}`);
+    const first = rows[0];
+    if (first && row.format !== first.format) {
+      throw inputError('E_INPUT', `a ${row.format} row, but line ${first.line} is ${first.format}; a file holds one format`, `${file}:${i + 1}`);
+    }
+    rows.push(row);
+  });
+  if (rows.length === 0) throw inputError('E_INPUT', 'no rows (expected JSON lines of {"text"}, {"prompt", "completion"} or {"messages"})', file);
+  return { format: rows[0].format, rows };
+}
