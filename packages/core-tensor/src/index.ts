@@ -10,6 +10,7 @@ export * from './quant/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
 export * from './tokenizer/index.js';
+export * from './data/index.js';
 export * from './plugin/index.js';
 export * from './tasks/index.js';
 export * from './nn/index.js';

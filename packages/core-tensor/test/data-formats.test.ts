@@ -204,7 +204,7 @@ describe('bad input', () => {
     await expect(loadDataset(text, tok, { seqLen: 8, seed: 0, valSplit: 0.2, valFile: text })).rejects.toThrow(/not both/);
     await expect(loadDataset(text, tok, { seqLen: 8, seed: 0, valFile: join(FIX, 'messages.jsonl') }))
       .rejects.toThrow(`${join(FIX, 'messages.jsonl')}: messages rows, but the training file`);
-    const err = await loadDataset(join(work, 'missing.jsonl'), tok, { seqLen: 8, seed: 0 }).catch((e: PeftError) => e);
-    expect(err.exitCode).toBe(2);
+    const err = await loadDataset(join(work, 'missing.jsonl'), tok, { seqLen: 8, seed: 0 }).catch((e: unknown) => e);
+    expect((err as PeftError).exitCode).toBe(2);
   });
 });
