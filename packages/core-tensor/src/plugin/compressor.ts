@@ -1,16 +1,45 @@
 /**
  * The compressor contract: what `registry.compressor(...)` takes (ComPEFT, sparsify, ...). A
- * compressor turns an adapter's update into a container of bytes and back; reading the adapter,
- * atomic writing and reporting are the driver's job.
+ * compressor codes the update of a list of tensors (an adapter's tensors against 0, or a
+ * fine-tuned model against its base) into method fields + a payload of bytes, and back.
+ * Not the compressor's job: reading adapters / models, subtracting or adding the reference,
+ * the container around the payload (magic, header, checksum: core tasks/adapters/container.ts),
+ * atomic writing and the report (tasks/adapters/compress.ts).
  */
-import type { NamedRawTensor } from '../dtype.js';
-import type { PeftAdapter } from '../io/peft-adapter.js';
+import type { Dtype } from '../dtype.js';
 import type { EntryBase } from './registry.js';
 import type { ResolvedOptions } from './options.js';
 
+/** One tensor of the update as the container lists it. */
+export interface CompressTensor {
+  name: string;
+  shape: number[];
+  /** The dtype the tensor was stored in (decompression may restore it). */
+  dtype: Dtype;
+}
+
+export interface CompressInput {
+  /** Sorted by name (ComPEFT's `OrderedDict(sorted(state_dict.items()))`), so flattening is reproducible. */
+  tensors: readonly CompressTensor[];
+  /** The update of each tensor (tensor − reference), f32 row-major, one per entry of `tensors`. */
+  updates: readonly Float32Array[];
+}
+
+export interface CompressedUpdate {
+  /** JSON-serialisable fields the method needs to decode the payload (scales, code parameters, counts). */
+  codec: Record<string, unknown>;
+  payload: Uint8Array;
+  /** Values actually stored (kept nonzeros), for the report. */
+  kept: number;
+  /** Bits per parameter a perfect code of what was kept would need (the entropy bound), for the report. */
+  boundBits: number;
+}
+
 export interface CompressorDef extends EntryBase {
-  /** The container's bytes for `adapter` (tensors compressed against `reference`, 0 when absent). */
-  compress(adapter: PeftAdapter, options: ResolvedOptions, reference?: (key: string) => Float32Array | undefined): Uint8Array;
-  /** The adapter back (config + PEFT-keyed tensors) from a container this compressor wrote. */
-  decompress(bytes: Uint8Array): { config: Record<string, unknown>; tensors: NamedRawTensor[] };
+  compress(input: CompressInput, options: ResolvedOptions): CompressedUpdate;
+  /**
+   * The updates back, one per tensor, from what `compress` returned. A payload that does not fit
+   * `codec` or `tensors` (counts, lengths, positions out of range) is E_FORMAT, never a wrong tensor.
+   */
+  decompress(tensors: readonly CompressTensor[], codec: Record<string, unknown>, payload: Uint8Array): Float32Array[];
 }

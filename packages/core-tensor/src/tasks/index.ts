@@ -5,3 +5,4 @@ export * from './generate.js';
 export * from './generate-run.js';
 export * from './eval-data.js';
 export * from './eval.js';
+export * from './adapters/index.js';

@@ -10,6 +10,7 @@ import { describePeftAdapter, openModelFolder, SafetensorsFile, type PeftAdapter
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeQuantization } from '../quant/index.js';
+import { describeCompressed, type CompressedSummary } from './adapters/decompress.js';
 
 export interface DtypeCount {
   tensors: number;
@@ -18,7 +19,7 @@ export interface DtypeCount {
 
 export interface InspectReport {
   path: string;
-  kind: 'model' | 'safetensors' | 'adapter';
+  kind: 'model' | 'safetensors' | 'adapter' | 'compressed';
   architecture?: string;
   modelType?: string;
   shape?: Record<string, number>;
@@ -30,6 +31,8 @@ export interface InspectReport {
   quantization?: ReturnType<typeof describeQuantization>;
   metadata?: Record<string, string>;
   adapter?: PeftAdapterSummary;
+  /** A `.peftz` container (peft compress): method, counts and the ratio against fp16. */
+  compressed?: CompressedSummary;
 }
 
 /** Statistics tensors of bitsandbytes layouts: stored, but not parameters of the model. */
@@ -70,6 +73,8 @@ export async function inspectPath(path: string): Promise<InspectReport> {
   const st = await stat(path).catch(() => {
     throw new PeftError('E_NOT_FOUND', `${path}: no such file or folder`);
   });
+  const compressed = await describeCompressed(path);
+  if (compressed) return { path, kind: 'compressed', files: 1, tensors: compressed.tensors, parameters: compressed.params, bytes: compressed.bytes, dtypes: {}, compressed };
   if (st.isFile()) {
     const f = await SafetensorsFile.open(path);
     try {
