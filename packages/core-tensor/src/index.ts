@@ -15,3 +15,4 @@ export * from './plugin/index.js';
 export * from './tasks/index.js';
 export * from './nn/index.js';
 export * from './fixtures/index.js';
+export * from './linalg/index.js';
