@@ -11,6 +11,8 @@ import type { FloatDtype } from '../tensor/types.js';
 export interface KernelOptions {
   /** Kernels for this call (f32 only; f64 always uses the reference). */
   kernels?: TrainKernels;
+  /** Seed of this step's dropout masks (the trainer sets one per step); modules mix in their own index. */
+  dropoutSeed?: number;
 }
 
 export function kernelsFor(dtype: FloatDtype, override?: TrainKernels): TrainKernels {
