@@ -2,24 +2,40 @@
  * The merge-method contract: what `registry.merger(...)` takes (mergekit's linear, ties, dare, slerp,
  * ...). A merger combines one tensor of several models (and a base) into one; reading, streaming,
  * parameter resolution per tensor (scalars, layer gradients, filters), checks and writing are the
- * driver's job, not the merger's.
+ * driver's job (tasks/merge/), not the merger's.
+ *
+ * Options: `options` are mergekit's global parameters (`normalize`, `lambda`, `t`, ...),
+ * `perModelOptions` its tensor parameters (`weight`, `density`, ...). A recipe's top-level
+ * `parameters` may set both (per-model ones then apply to every model); a model's `parameters`
+ * only per-model ones. Options without a default that must be set are listed in `required`.
+ * Values arrive resolved for the tensor at hand (a layer gradient or a filter already evaluated).
  */
+import { Xoshiro128 } from '../fixtures/rng.js';
 import type { EntryBase } from './registry.js';
 import type { OptionsSchema, ResolvedOptions } from './options.js';
 
-export interface MergeTensorInput {
+/** One tensor's resolved parameters: what `checkParams` sees before any tensor is read. */
+export interface MergeParams {
   /** Tensor name, e.g. `model.layers.3.mlp.up_proj.weight`. */
   name: string;
   shape: readonly number[];
-  /** The base model's tensor (methods that take none get undefined). */
-  base?: Float32Array;
-  /** One tensor per model, same shape as `shape`. */
-  models: readonly Float32Array[];
   /** Global options resolved for this tensor. */
   global: ResolvedOptions;
-  /** Per-model options resolved for this tensor, one per model. */
+  /** Per-model options resolved for this tensor, one per (non-base) model, in recipe order. */
   perModel: readonly ResolvedOptions[];
-  /** Seed of this tensor's randomness (derived from the job seed and the tensor name). */
+}
+
+export interface MergeTensorInput extends MergeParams {
+  /** The base model's tensor, f32, numel(shape) long; never modified (methods without a base get undefined). */
+  base?: Float32Array;
+  /**
+   * One f32 tensor per (non-base) model, same length as `base`. The merger may overwrite them
+   * (e.g. to turn them into task vectors in place): the driver refills them for every tensor.
+   */
+  models: readonly Float32Array[];
+  /** numel(shape) long, contents undefined: the merger writes its result here and returns it (or scratch use before that). */
+  out: Float32Array;
+  /** Seed of this tensor's randomness (derived from the job seed and the tensor name); see `mergeRng`. */
   seed: number;
 }
 
@@ -28,9 +44,26 @@ export interface MergerDef extends EntryBase {
   paper?: string;
   /** Options that may differ per model (mergekit's per-model `parameters`, e.g. weight, density). */
   perModelOptions: OptionsSchema;
+  /** Names (in `options` or `perModelOptions`) that have no default and must be set, e.g. `weight`, `t`. */
+  required?: readonly string[];
   /** Whether the method reads a base model. */
   base: 'required' | 'optional' | 'none';
   /** How many (non-base) models it combines. */
   models: { min: number; max?: number };
+  /**
+   * Checks one tensor's parameters (ranges that depend on each other or on the shape, e.g. a density
+   * that keeps no element); throws a PeftError E_INPUT naming the tensor and the value. Called for every
+   * tensor before anything is read or written.
+   */
+  checkParams?(p: MergeParams): void;
   mergeTensor(input: MergeTensorInput): Float32Array;
+}
+
+/**
+ * The random stream a merger draws from for model `stream` of a tensor: xoshiro128** seeded by
+ * splitmix32 (fixtures/rng.ts), so the reference script (scripts/ref/merge_reference.py) reproduces
+ * the same masks from the same seed. `nextFloat()` is uniform in [0, 1) with 24 bits.
+ */
+export function mergeRng(seed: number, stream = 0): { nextU32(): number; nextFloat(): number } {
+  return new Xoshiro128(seed >>> 0, stream >>> 0);
 }

@@ -6,3 +6,4 @@ export * from './generate-run.js';
 export * from './eval-data.js';
 export * from './eval.js';
 export * from './adapters/index.js';
+export * from './merge/index.js';
