@@ -16,3 +16,5 @@ export * from './tasks/index.js';
 export * from './nn/index.js';
 export * from './fixtures/index.js';
 export * from './linalg/index.js';
+export * from './optim/index.js';
+export * from './train/index.js';

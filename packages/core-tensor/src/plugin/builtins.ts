@@ -1,11 +1,13 @@
 /**
  * The core's own quantizers: bitsandbytes NF4 / FP4 (4-bit blockwise, optional double quant)
- * and LLM.int8 row-wise int8. They register like any plugin, so `peft methods` and
- * `peft quantize --type` treat them and third-party quantizers alike.
+ * and LLM.int8 row-wise int8; and its optimizers, AdamW and SGD (optim/defs.ts). They register like
+ * any plugin, so `peft methods`, `peft quantize --type` and `peft train --optimizer` treat them and
+ * third-party entries alike.
  */
 import {
   bnbQuantizationConfig, dequantize4bitWeight, dequantizeInt8Weight, quantize4bitWeight, quantizeInt8Weight,
 } from '../quant/index.js';
+import { CORE_OPTIMIZERS } from '../optim/defs.js';
 import type { QuantizerDef } from './quantizer.js';
 import type { Registry } from './registry.js';
 
@@ -51,4 +53,5 @@ export function registerBuiltins(registry: Registry): void {
   registry.quantizer(fourBit('nf4', 'bitsandbytes 4-bit NormalFloat, blockwise absmax (QLoRA)'));
   registry.quantizer(fourBit('fp4', 'bitsandbytes 4-bit float (1 sign, 2 exponent, 1 mantissa bits), blockwise absmax'));
   registry.quantizer(int8);
+  for (const optimizer of CORE_OPTIMIZERS) registry.optimizer(optimizer);
 }

@@ -1,0 +1,156 @@
+/**
+ * Training checkpoints: outDir/checkpoints/step-<N>/ holds the adapter as job.save writes it (so the
+ * folder loads as a PEFT adapter, like an HF Trainer checkpoint), params.safetensors (every trainable
+ * tensor by name, exact f32), optimizer.safetensors (the optimizer's state arrays) and trainer_state.json
+ * (position in the data, counters, optimizer scalars, the settings a resume must repeat). Each folder is
+ * written to a hidden temp sibling and renamed into place, so a folder named step-<N> is always complete.
+ * Not written through io/atomic.ts's withAtomicOutput: that one deletes its temp folder on SIGINT, and the
+ * trainer checkpoints precisely when Ctrl-C arrives.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { bytesOf } from '../dtype.js';
+import { inputError, PeftError } from '../errors.js';
+import { readJsonObject } from '../io/json-file.js';
+import { SafetensorsFile } from '../io/safetensors-reader.js';
+import { writeSafetensors } from '../io/safetensors-writer.js';
+import type { OptimizerState } from '../plugin/optimizer.js';
+import { settingsMismatch, type Settings } from './plan.js';
+import type { TrainJob } from './types.js';
+
+export const CHECKPOINTS_DIR = 'checkpoints';
+export const PARAMS_FILE = 'params.safetensors';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const STATE_FILE = 'trainer_state.json';
+const STEP_RE = /^step-(\d+)$/;
+const FORMAT = 'peft-trainer-state';
+
+export interface TrainerState {
+  format: typeof FORMAT;
+  version: 1;
+  /** Optimizer steps done. */
+  step: number;
+  /** The epoch being read and the index of its next batch (== its length at an epoch's end). */
+  epoch: number;
+  batchIndex: number;
+  /** Trained tokens and seconds of training up to this step, over every session. */
+  tokens: number;
+  elapsed: number;
+  settings: Settings;
+  optimizer: OptimizerState['meta'];
+}
+
+const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
+
+/** Fills a temp sibling of `final` with `fill`, then renames it into place (replacing an existing one). */
+export async function replaceDir(final: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  const tmp = join(dirname(final), `.${basename(final)}.tmp-${tag()}`);
+  await fsp.mkdir(tmp, { recursive: true });
+  try {
+    await fill(tmp);
+    const old = join(dirname(final), `.${basename(final)}.old-${tag()}`);
+    const had = await fsp.rename(final, old).then(() => true, () => false);
+    await fsp.rename(tmp, final);
+    if (had) await fsp.rm(old, { recursive: true, force: true });
+  } catch (e) {
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+export const checkpointDir = (outDir: string, step: number): string => join(outDir, CHECKPOINTS_DIR, `step-${step}`);
+
+/** Writes the checkpoint of `state` (params and optimizer as they are now); returns its folder. */
+export async function writeCheckpoint(outDir: string, job: TrainJob, state: Omit<TrainerState, 'format' | 'version' | 'optimizer'>): Promise<string> {
+  const dir = checkpointDir(outDir, state.step);
+  const opt = job.optimizer.stateDict();
+  const full: TrainerState = { format: FORMAT, version: 1, ...state, optimizer: opt.meta };
+  await replaceDir(dir, async (tmp) => {
+    await job.save(tmp);
+    await writeSafetensors(join(tmp, PARAMS_FILE),
+      job.params.map(([name, t]) => ({ name, dtype: 'F32' as const, shape: [...t.shape], data: t.data })));
+    await writeSafetensors(join(tmp, OPTIMIZER_FILE),
+      [...opt.tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: [data.length], data })));
+    await fsp.writeFile(join(tmp, STATE_FILE), JSON.stringify(full, null, 2) + '\n');
+  });
+  return dir;
+}
+
+/** Complete checkpoints (renamed into place) by step, oldest first. */
+export async function listCheckpoints(outDir: string): Promise<{ step: number; dir: string }[]> {
+  const root = join(outDir, CHECKPOINTS_DIR);
+  const names = await fsp.readdir(root).catch(() => [] as string[]);
+  return names.flatMap((n) => {
+    const m = STEP_RE.exec(n);
+    return m ? [{ step: Number(m[1]), dir: join(root, n) }] : [];
+  }).sort((a, b) => a.step - b.step);
+}
+
+/** Deletes all but the newest `keep` checkpoints, and temp folders a killed run left. */
+export async function pruneCheckpoints(outDir: string, keep: number): Promise<void> {
+  const all = await listCheckpoints(outDir);
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) await fsp.rm(c.dir, { recursive: true, force: true });
+}
+
+export async function removeStaleTemps(outDir: string): Promise<void> {
+  const root = join(outDir, CHECKPOINTS_DIR);
+  const names = await fsp.readdir(root).catch(() => [] as string[]);
+  for (const n of names) if (/^\.step-\d+\.(tmp|old)-/.test(n)) await fsp.rm(join(root, n), { recursive: true, force: true });
+}
+
+function checkState(raw: Record<string, unknown>, file: string): TrainerState {
+  const ints = ['step', 'epoch', 'batchIndex'] as const;
+  const ok = raw.format === FORMAT && raw.version === 1 && ints.every((k) => Number.isSafeInteger(raw[k]) && (raw[k] as number) >= 0) &&
+    typeof raw.tokens === 'number' && typeof raw.elapsed === 'number' &&
+    typeof raw.settings === 'object' && raw.settings !== null && typeof raw.optimizer === 'object' && raw.optimizer !== null;
+  if (!ok) throw inputError('E_FORMAT', `not a ${FORMAT} version 1 file`, file);
+  return raw as unknown as TrainerState;
+}
+
+/** Reads a checkpoint's state and refuses it (E_INPUT, naming the option) when its settings differ from `now`. */
+export async function readTrainerState(dir: string, now: Settings): Promise<TrainerState> {
+  const file = join(dir, STATE_FILE);
+  const state = checkState(await readJsonObject(file), file);
+  const diff = settingsMismatch(state.settings, now);
+  if (diff) {
+    const [key, saved, cur] = diff;
+    const show = (v: unknown) => (v === undefined ? 'unset' : JSON.stringify(v));
+    throw new PeftError('E_INPUT', `cannot resume from ${dir}: ${key} is ${show(cur)} but the checkpoint was trained with ${show(saved)} ` +
+      '(resume with the same settings, or start over)');
+  }
+  return state;
+}
+
+/** Copies the checkpoint's params into the job's tensors (all checked first) and loads the optimizer state. */
+export async function restoreCheckpoint(dir: string, job: TrainJob, state: TrainerState): Promise<void> {
+  const params = await SafetensorsFile.open(join(dir, PARAMS_FILE));
+  try {
+    const names = new Set(job.params.map(([n]) => n));
+    for (const t of params.tensors) {
+      if (!names.has(t.name)) throw inputError('E_INPUT', `the checkpoint trained "${t.name}", which this run does not train`, params.path);
+    }
+    for (const [name, t] of job.params) {
+      const info = params.get(name);
+      if (!info) throw inputError('E_INPUT', `the checkpoint has no "${name}", which this run trains`, params.path);
+      if (info.dtype !== 'F32' || info.shape.join(',') !== t.shape.join(',')) {
+        throw inputError('E_SHAPE', `"${name}" is ${info.dtype} [${info.shape.join(', ')}], this run has F32 [${t.shape.join(', ')}]`, params.path);
+      }
+    }
+    for (const [name, t] of job.params) await params.readInto(name, bytesOf(t.data));
+  } finally {
+    await params.close();
+  }
+  const opt = await SafetensorsFile.open(join(dir, OPTIMIZER_FILE));
+  try {
+    const tensors = new Map<string, Float32Array>();
+    for (const t of opt.tensors) {
+      if (t.dtype !== 'F32') throw inputError('E_FORMAT', `optimizer state "${t.name}" is ${t.dtype}, expected F32`, opt.path);
+      const bytes = await opt.read(t.name);
+      tensors.set(t.name, new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));
+    }
+    job.optimizer.loadStateDict({ tensors, meta: state.optimizer });
+  } finally {
+    await opt.close();
+  }
+}
