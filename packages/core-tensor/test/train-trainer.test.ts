@@ -66,6 +66,8 @@ interface Toy {
   rowsPerBatch?: number;
   dropout?: number;
   nanAt?: number;
+  /** a step whose loss is finite but whose grads are NaN (d sqrt(x) / dx at 0 is inf, times 0) */
+  nanGradAt?: number;
   val?: boolean;
   optimizer?: 'adamw' | 'sgd';
 }
@@ -90,7 +92,11 @@ function toyJob(o: Toy = {}): { job: TrainJob; events: TrainEvent[]; params: [st
   };
   const job: TrainJob = {
     params, optimizer,
-    lossFn: (b, ctx) => (ctx.step === o.nanAt ? forward(b, ctx.dropoutSeed).mulScalar(NaN) : forward(b, ctx.dropoutSeed)),
+    lossFn: (b, ctx) => {
+      const loss = forward(b, ctx.dropoutSeed);
+      if (ctx.step === o.nanAt) return loss.mulScalar(NaN);
+      return ctx.step === o.nanGradAt ? loss.add(ops.sqrt(emb.mulScalar(0).sum())) : loss;
+    },
     evalLossFn: (b) => ({ lossSum: forward(b, undefined).item() * b.trainedTokens, tokens: b.trainedTokens }),
     trainBatches: (epoch) => {
       const order = [...rows];
@@ -260,6 +266,12 @@ describe('checkpoints and resume', () => {
     await saved.close();
     expect(metricsOf(opts.outDir).map((l) => l.step)).toEqual([1, 2, 3]);
     expect(readFileSync(join(opts.outDir, 'loss.svg'), 'utf8')).toMatch(/<polyline/);
+  });
+
+  it('NaN grads with a finite loss stop the same way', async () => {
+    const opts = base({});
+    const err = await train(toyJob({ nanGradAt: 2 }).job, opts).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_RUNTIME', message: `grad norm is NaN at step 2; last good checkpoint: ${join(opts.outDir, 'checkpoints', 'step-1')}` });
   });
 
   it('refuses to resume with other settings (E_INPUT naming the option), without a checkpoint, or over a run', async () => {

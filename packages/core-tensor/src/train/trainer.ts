@@ -116,6 +116,9 @@ class Run {
   async go(stop: StopWatch): Promise<TrainResult> {
     const { totalSteps, stepsPerEpoch } = this.plan;
     this.emit({ type: 'start', step: this.step, totalSteps, stepsPerEpoch, resumedFrom: this.start.checkpoint });
+    if (this.plan.schedule.schedule === 'constant' && this.plan.schedule.warmupSteps > 0) {
+      this.emit({ type: 'warning', message: 'schedule "constant" has no warmup (as in transformers); use constant_with_warmup' });
+    }
     zeroGrads(this.job.params);
     while (this.step < totalSteps) {
       await yieldToEventLoop(); // lets a pending SIGINT handler run between steps
