@@ -1,0 +1,65 @@
+/**
+ * The quickselect-based keep rules against a plain stable sort (what mergekit's argsort does, with
+ * ties by index), on data full of ties: top-k, rank windows and row ranks.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { keepRankWindow, keepTopK, rowRanks, selectKth } from '../src/methods/rank.js';
+
+vi.mock('@peft/core-tensor', async () => await import('../../core-tensor/src/index.js'));
+
+/** Small integers with signs: many equal magnitudes. */
+function tiesData(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return Float32Array.from({ length: n }, () => Math.round(next() * 6 - 3) * (next() < 0.5 ? 0.5 : 1) + 0); // + 0: no -0
+}
+
+/** Stable ascending order of |d|. */
+function order(d: Float32Array): number[] {
+  return Array.from(d.keys()).sort((a, b) => Math.abs(d[a]) - Math.abs(d[b]) || a - b);
+}
+
+function kept(d: Float32Array, keep: Set<number>): number[] {
+  return Array.from(d, (v, i) => (keep.has(i) ? v : 0));
+}
+
+describe('rank helpers', () => {
+  it('selectKth returns the k-th smallest', () => {
+    for (const seed of [1, 2, 3]) {
+      const d = tiesData(101, seed);
+      const sorted = Array.from(d).sort((a, b) => a - b);
+      for (const k of [0, 1, 50, 99, 100]) expect(selectKth(Float32Array.from(d), k)).toBe(sorted[k]);
+    }
+  });
+
+  it('keepTopK keeps the k largest magnitudes, lower index first among equals', () => {
+    for (const seed of [4, 5, 6]) {
+      for (const k of [1, 7, 33, 64, 100]) {
+        const d = tiesData(100, seed);
+        const want = kept(d, new Set(Array.from(d.keys()).sort((a, b) => Math.abs(d[b]) - Math.abs(d[a]) || a - b).slice(0, k)));
+        keepTopK(d, k, new Float32Array(100));
+        expect(Array.from(d)).toEqual(want);
+      }
+    }
+  });
+
+  it('keepRankWindow keeps ascending ranks [lo, hi)', () => {
+    for (const seed of [7, 8]) {
+      for (const [lo, hi] of [[0, 50], [10, 90], [37, 38], [0, 100], [99, 100], [60, 40]]) {
+        const d = tiesData(100, seed);
+        const want = kept(d, new Set(order(d).slice(lo, hi)));
+        keepRankWindow(d, lo, hi, new Float32Array(100));
+        expect(Array.from(d)).toEqual(want);
+      }
+    }
+  });
+
+  it('rowRanks gives 1-based stable ranks', () => {
+    const row = tiesData(40, 9);
+    const ranks = new Float64Array(40);
+    rowRanks(row, ranks);
+    const want = new Array<number>(40);
+    order(row).forEach((idx, pos) => (want[idx] = pos + 1));
+    expect(Array.from(ranks)).toEqual(want);
+  });
+});
