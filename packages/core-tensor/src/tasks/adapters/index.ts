@@ -3,3 +3,6 @@ export * from './container.js';
 export * from './compress.js';
 export * from './decompress.js';
 export { adapterUpdate, modelDeltaUpdate, type UpdateSource } from './update-source.js';
+export * from './fold.js';
+export * from './merge-adapters.js';
+export { addProduct, methodFor, readAdapterDeltas, type AdapterDeltas } from './deltas.js';
