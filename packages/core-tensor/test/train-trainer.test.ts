@@ -22,7 +22,8 @@ import { createRegistry, registerBuiltins, resolveOptions } from '../src/plugin/
 import { randn } from '../src/tensor/create.js';
 import { memoryStats } from '../src/tensor/storage.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { train, type TrainBatch as Batch, type TrainEvent, type TrainJob, type TrainOptions } from '../src/train/index.js';
+import type { Batch } from '../src/data/index.js';
+import { train, type TrainEvent, type TrainJob, type TrainOptions } from '../src/train/index.js';
 
 const V = 11;
 const C = 8;

@@ -7,3 +7,4 @@ export * from './eval-data.js';
 export * from './eval.js';
 export * from './adapters/index.js';
 export * from './merge/index.js';
+export * from './train-run.js';

@@ -1,11 +1,10 @@
 /**
  * The trainer (`peft train`'s loop): train(job, options) with accumulation, schedules, clipping,
- * checkpoints and bit-exact resume, metrics.jsonl and loss.svg, graceful Ctrl-C. `Batch` is exported as
- * `TrainBatch` (the data module exports a structurally identical `Batch`).
+ * checkpoints and bit-exact resume, metrics.jsonl and loss.svg, graceful Ctrl-C. Batches are data/'s `Batch`.
  */
 export { train, ADAPTER_DIR } from './trainer.js';
 export type {
-  Batch as TrainBatch, CheckpointReason, LossContext, TrainEvent, TrainJob, TrainOptions, TrainResult,
+  CheckpointReason, LossContext, TrainEvent, TrainJob, TrainOptions, TrainResult,
 } from './types.js';
 export { dropoutSeed, planRun, type RunPlan, type Settings } from './plan.js';
 export {

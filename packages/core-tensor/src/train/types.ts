@@ -7,20 +7,9 @@ import type { Optimizer } from '../plugin/optimizer.js';
 import type { ScheduleName } from '../optim/schedule.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-/**
- * One batch, row-major [B, T] (the data module produces this shape). Labels follow Hugging Face:
- * -100 = ignored, and the model shifts internally (position t is scored on labels[t + 1], see Llama.loss).
- */
-export interface Batch {
-  /** [B * T] */
-  inputIds: Int32Array;
-  /** [B * T] */
-  labels: Int32Array;
-  B: number;
-  T: number;
-  /** The tokens the loss is a mean over: weights this batch within its optimizer step. */
-  trainedTokens: number;
-}
+/** One batch as data/ produces it ([B, T] row-major, HF labels: -100 ignored, the model shifts). */
+export type { Batch } from '../data/example.js';
+import type { Batch } from '../data/example.js';
 
 export interface LossContext {
   /** 1-based optimizer step. */
