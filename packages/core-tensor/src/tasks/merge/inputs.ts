@@ -109,7 +109,8 @@ export class MergeSource {
     const info: MergeTensorInfo = {
       name: w, shape: [...s.shape], stored: s.quant_type, module, parts,
       bytes: parts.reduce((a, p) => a + this.folder.info(p).byteLength, 0),
-      floatDtype: TORCH_DTYPES[s.dtype] ?? this.#configDtype(),
+      // the model's torch_dtype first: `peft quantize` records the compute dtype in the quant_state
+      floatDtype: TORCH_DTYPES[String(this.config.torch_dtype)] ?? TORCH_DTYPES[s.dtype] ?? 'F32',
     };
     for (const p of parts) owner.set(p, info);
   }

@@ -91,7 +91,11 @@ function flagValue(key: string, v: unknown): ParamSetting {
     }
     return nums;
   }
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') {
+    // the same types a recipe would carry: 0.5, true, 'sum'
+    if (v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+    return v === 'true' ? true : v === 'false' ? false : v;
+  }
   throw inputError('E_INPUT', `--${key}: unsupported value ${JSON.stringify(v)}`);
 }
 
