@@ -139,6 +139,7 @@ describe('fold into a quantized base', () => {
       expect(r.dequantizedModules).toBe(14); // 2 layers x 7 Linear modules
       await withModel(out, async (m) => {
         expect(m.config.quantization_config).toBeUndefined();
+        expect(m.auxFiles).toEqual(expect.arrayContaining(['tokenizer.json', 'tokenizer_config.json', 'generation_config.json']));
         expect(m.tensorNames.some((t) => t.includes('absmax') || t.endsWith('.SCB'))).toBe(false);
         for (const module of deltas.keys()) {
           const got = await m.read(`${module}.weight`);
