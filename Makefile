@@ -61,6 +61,8 @@ bench: build bench-deps
 	node scripts/bench-quantize-rss.mjs
 	node packages/kernels-napi/bench/gemm-vs-openblas.mjs
 	node scripts/bench-step.mjs
+	node scripts/bench-lora.mjs
+	node scripts/bench-merge.mjs
 
 clean:
 	rm -rf .tmp packages/*/dist packages/kernels-napi/*.node packages/kernels-napi/target
