@@ -54,6 +54,7 @@ export function encodeContainer(header: ContainerHeader, payload: Uint8Array): U
   const { tensors, ...rest } = header;
   const json = JSON.stringify({ ...rest, tensors: tensors.map((t) => [t.name, t.dtype, t.shape]) });
   const h = deflateRawSync(Buffer.from(json, 'utf8'), { level: 9 });
+  if (h.length > 0xffffffff || payload.length > 0xffffffff) throw inputError('E_INPUT', 'the compressed update exceeds the container\'s 4 GiB section limit');
   const out = new Uint8Array(CONTAINER_PREFIX_BYTES + h.length + payload.length);
   const view = new DataView(out.buffer);
   out.set(Buffer.from(CONTAINER_MAGIC, 'latin1'), 0);

@@ -1,4 +1,7 @@
-/** Adapter jobs: compression into `.peftz` containers and back (merging and folding: merge-adapters.ts, fold.ts). */
+/**
+ * Adapter jobs: compression into `.peftz` containers and back (compress.ts, decompress.ts, container.ts),
+ * merging adapters into one (merge-adapters.ts) and folding them into a base model (fold.ts).
+ */
 export * from './container.js';
 export * from './compress.js';
 export * from './decompress.js';
