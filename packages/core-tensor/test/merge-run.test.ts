@@ -238,9 +238,15 @@ describe('checks before merging', () => {
     expect(await msg({ method: 'wsum', models: [dir('m1'), join(root, 'missing')], params: { weight: 1 } })).toMatch(/missing/);
   });
 
-  it('adds a base-less method\'s base_model as one more input, as mergekit does', async () => {
-    const plan = planFromFlags({ method: 'wsum', base: dir('m3'), models: [dir('m1')], params: { weight: 1 } });
-    expect((await checkMerge(plan, registry)).inputs.map((i) => [i.role, i.path])).toEqual([['model', dir('m1')], ['model', dir('m3')]]);
+  it('adds a base-less method\'s base_model as one more input, as mergekit does, and takes its side files', async () => {
+    await cp(dir('m3'), dir('gen'), { recursive: true });
+    await writeFile(dir('gen/generation_config.json'), '{"bos_token_id": 1, "eos_token_id": 2, "temperature": 0.5}\n');
+    const plan = planFromFlags({ method: 'wsum', base: dir('gen'), models: [dir('m1')], params: { weight: 1 } });
+    expect((await checkMerge(plan, registry)).inputs.map((i) => [i.role, i.path])).toEqual([['model', dir('m1')], ['model', dir('gen')]]);
+    await runMerge(plan, registry, { out: dir('out-gen'), backend });
+    expect(await readFile(dir('out-gen/generation_config.json'), 'utf8')).toMatch(/temperature/);
+    const noBase = planFromFlags({ method: 'wsum', models: [dir('m1')], params: { weight: 1 }, tokenizerSource: 'base' });
+    expect((await failure(checkMerge(noBase, registry))).message).toBe('command line: tokenizer_source: base needs a base_model');
   });
 
   it('leaves nothing behind when the method fails midway, and refuses an existing output', async () => {

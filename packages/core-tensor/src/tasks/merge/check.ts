@@ -45,6 +45,8 @@ export interface PreparedMerge {
   base?: MergeSource;
   /** Non-base models, in recipe order (for base-less methods, a recipe's base_model is the last). */
   models: MergeSource[];
+  /** Where config.json, the tokenizer and default dtypes come from: base_model if named, else the first model. */
+  reference: MergeSource;
   modelRefs: MergeModelRef[];
   /** Per output tensor, in the reference model's order. */
   tensors: MergeParams[];
@@ -65,6 +67,7 @@ function roles(def: MergerDef, plan: MergePlan): { base?: string; refs: MergeMod
   const same = (a: string, b: string) => resolve(a) === resolve(b);
   const b = plan.base;
   if (def.base === 'required' && !b) throw inputError('E_INPUT', `${def.name} needs a base model (base_model / --base)`, plan.source);
+  if (plan.tokenizerSource === 'base' && !b) throw inputError('E_INPUT', 'tokenizer_source: base needs a base_model', plan.source);
   let refs = plan.models;
   if (b && def.base === 'none' && !refs.some((m) => same(m.path, b))) refs = [...refs, { path: b, params: {} }]; // mergekit adds it as an input
   if (b && def.base !== 'none') refs = refs.filter((m) => !same(m.path, b));
@@ -152,11 +155,13 @@ export async function prepareMerge(plan: MergePlan, registry: Registry): Promise
   try {
     const base = basePath ? opened[0] : undefined;
     const models = basePath ? opened.slice(1) : opened;
-    const ref = opened[0];
+    const b = plan.base;
+    const ref = base ?? models.find((s) => b !== undefined && resolve(s.dir) === resolve(b)) ?? models[0];
     const reports = opened.map((s, i) => describe(base && i === 0 ? 'base' : 'model', s));
+    const refReport = reports[opened.indexOf(ref)];
     const diffs = opened.flatMap((s, i) => [
       ...s.nonFloat.map((t) => `${s.dir}: tensor ${t} is not a float tensor`),
-      ...(i === 0 ? [] : differences(ref, reports[0], s, reports[i])),
+      ...(s === ref ? [] : differences(ref, refReport, s, reports[i])),
     ]);
     if (diffs.length) {
       const shown = diffs.length > 6 ? [...diffs.slice(0, 6), `${diffs.length - 6} more`] : diffs;
@@ -171,7 +176,7 @@ export async function prepareMerge(plan: MergePlan, registry: Registry): Promise
     });
     const largestTensorElements = Math.max(0, ...tensors.map((t) => numel(t.shape)));
     const report: MergeCheckReport = { method: def.name, inputs: reports, tensors: tensors.length, numLayers, largestTensorElements };
-    return { def, base, models, modelRefs: refs, tensors, report, close };
+    return { def, base, models, reference: ref, modelRefs: refs, tensors, report, close };
   } catch (e) {
     await close().catch(() => {});
     throw e;

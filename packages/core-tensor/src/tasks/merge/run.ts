@@ -115,7 +115,7 @@ async function writeTensors(job: PreparedMerge, opts: RunMergeOptions, outDtype:
   const backend = opts.backend ?? getBackend();
   const buf = buffersFor(job);
   const sources: MergeSource[] = [...(job.base ? [job.base] : []), ...job.models];
-  const ref = job.base ?? job.models[0];
+  const ref = job.reference;
   const writer = new ShardedWriter(tmp, { maxShardBytes: opts.maxShardBytes });
   try {
     for (const [index, p] of job.tensors.entries()) {
@@ -152,12 +152,12 @@ function encode(backend: Backend, x: Float32Array, dtype: Dtype, half: Uint16Arr
 
 /** config.json (floats spelled as the source spelled them), the tokenizer files, the recipe. */
 async function writeSideFiles(job: PreparedMerge, plan: MergePlan, outDtype: MergeDtype | undefined, tmp: string): Promise<void> {
-  const ref = job.base ?? job.models[0];
+  const ref = job.reference;
   const { quantization_config: _, ...config } = ref.config;
   if (outDtype) config.torch_dtype = TORCH_DTYPE[DTYPES[outDtype]];
   const floatKeys = floatKeysOf(await readFile(join(ref.dir, 'config.json'), 'utf8'));
   await writeFile(join(tmp, 'config.json'), pyJsonDumps(config, { floatKeys }));
-  // tokenizer_source base, or mergekit's default: the base model's, else the first model's
+  // tokenizer_source base, or mergekit's default: the base model's, else the first model's (job.reference)
   await copyAuxFiles(ref.folder, tmp);
   await writeFile(join(tmp, 'mergekit_config.yml'), planToRecipe(plan));
 }
