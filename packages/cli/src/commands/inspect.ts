@@ -11,7 +11,7 @@ export default class Inspect extends PeftCommand {
   ];
 
   static override args = {
-    path: Args.string({ description: 'model folder, adapter folder or .safetensors file', required: true }),
+    path: Args.string({ description: 'model folder, adapter folder, compressed adapter (.peftz or its folder) or .safetensors file', required: true }),
   };
 
   public async run() {
@@ -27,8 +27,11 @@ export default class Inspect extends PeftCommand {
     rows.push(['files', String(r.files)], ['tensors', String(r.tensors)], ['parameters', count(r.parameters)]);
     rows.push(['bytes', bytes(r.bytes)]);
     const dtypes = Object.entries(r.dtypes).map(([d, c]) => `${d} ${c!.tensors} (${bytes(c!.bytes)})`);
-    rows.push(['dtypes', dtypes.join(', ')]);
-    if (r.adapter) {
+    if (dtypes.length) rows.push(['dtypes', dtypes.join(', ')]);
+    if (r.compressed) {
+      const c = r.compressed;
+      rows.push(['compressed', `${c.method} density=${c.density} kept=${count(c.kept)} ${c.bitsPerParam.toFixed(3)} bits/param (${c.ratioVsFp16.toFixed(1)}x smaller than fp16)`]);
+    } else if (r.adapter) {
       const { dir: _dir, ...a } = r.adapter;
       rows.push(['adapter', describe(a)]);
     } else {
