@@ -59,8 +59,10 @@ const REGEX_CHARS = /[*+?|()[\]{}^$\\]/;
 
 /**
  * resolveOptions for LoRA, accepting what recipes carry beyond the core's scalar option types:
- * rank_pattern / alpha_pattern as objects ({q_proj: 4}) and a target_modules regex containing commas
- * (kept whole instead of being split as a list). Everything else goes through the core unchanged.
+ * rank_pattern / alpha_pattern as objects ({q_proj: 4}), init_lora_weights as a boolean, and a
+ * target_modules regex containing commas (kept whole instead of being split as a list). Everything
+ * else goes through the core unchanged. Callers holding raw recipe values should use this rather
+ * than the core's resolveOptions (which refuses objects and booleans for string options).
  */
 export function resolveLoraOptions(given: Record<string, unknown>): ResolvedOptions {
   const g = { ...given };
@@ -69,6 +71,7 @@ export function resolveLoraOptions(given: Record<string, unknown>): ResolvedOpti
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) g[key] = JSON.stringify(v);
   }
   if (typeof g.target_modules === 'string' && REGEX_CHARS.test(g.target_modules)) g.target_modules = [g.target_modules];
+  if (typeof g.init_lora_weights === 'boolean') g.init_lora_weights = String(g.init_lora_weights); // PEFT's own spelling
   return resolveOptions('lora', LORA_OPTIONS, g);
 }
 

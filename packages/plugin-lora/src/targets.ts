@@ -64,7 +64,7 @@ export function selectTargets(model: Llama, spec: TargetSpec): string[] {
     const hit = spec.kind === 'all-linear' ? m instanceof Linear && name !== 'lm_head' : matchesTarget(spec, name);
     if (!hit) continue;
     if (name === 'lm_head') throw new PeftError('E_INPUT', 'lora: lm_head cannot be a LoRA target (the loss reads the head weight directly); all-linear leaves it out, as PEFT does');
-    if (!(m instanceof Linear)) throw new PeftError('E_INPUT', `lora: target_modules matches ${name} (${m.constructor.name}), which is not a Linear layer`);
+    if (!(m instanceof Linear)) throw new PeftError('E_INPUT', `lora: target_modules matches ${name}, which is not a Linear layer`);
     out.push(name);
   }
   if (out.length === 0) {
