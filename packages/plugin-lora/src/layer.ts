@@ -9,12 +9,12 @@
  *   DoRA adds lora_magnitude_vector [out] (variants/dora.ts). Names are PEFT's, so the module tree
  *   reads `model.layers.0.self_attn.q_proj.base_layer.weight`, `...q_proj.lora_A`.
  *
- * Dropout follows PEFT: only the LoRA branch sees it, only in training, and its mask is seeded from
- * the step's KernelOptions.dropoutSeed (or a per-module call counter) mixed with the module's index,
- * so every module draws an independent, reproducible mask.
+ * Dropout follows PEFT: only the LoRA branch sees it, only in training (and never under noGrad),
+ * and its mask is seeded from the step's KernelOptions.dropoutSeed (or a per-module call counter)
+ * mixed with the module's index, so every module draws an independent, reproducible mask.
  * Not here: choosing targets (targets.ts), initialising A/B (init/), saving (save.ts).
  */
-import { Module, ops, tidy, type Linear, type Tensor } from '@peft/core-tensor';
+import { isGradEnabled, Module, ops, tidy, type Linear, type Tensor } from '@peft/core-tensor';
 import { doraForward } from './variants/dora.js';
 
 type KernelOptions = ops.KernelOptions;
@@ -70,9 +70,12 @@ export class LoraLinear extends Module {
     return this.base_layer.outFeatures;
   }
 
-  /** Whether this call drops anything (PEFT: nn.Dropout(p) when p > 0, identity otherwise or in eval). */
+  /**
+   * Whether this call drops anything: PEFT's nn.Dropout(p) when p > 0, identity otherwise or in eval.
+   * Also off under noGrad(): evaluation and generation here run without switching modules to eval().
+   */
   #drops(): boolean {
-    return this.training && this.spec.dropout > 0;
+    return this.training && this.spec.dropout > 0 && isGradEnabled();
   }
 
   /** x [.., in] -> [.., out] */

@@ -22,9 +22,10 @@
  * wrapped modules' NF4 weights, bitsandbytes layout, no double quant, HF names); loadAdapter applies it.
  * Not here: reading (load.ts), the config fields (config.ts).
  */
+import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import {
-  bytesOf, encodeQuantState, peftKey, quantMap, writePeftAdapter, writeSafetensors,
+  ADAPTER_CONFIG, ADAPTER_WEIGHTS, bytesOf, encodeQuantState, peftKey, quantMap, writePeftAdapter, writeSafetensors,
   type AdapterSummary, type AttachedAdapter, type Llama, type NamedRawTensor, type Tensor,
 } from '@peft/core-tensor';
 import { peftConfig, type LoraSettings } from './config.js';
@@ -131,9 +132,21 @@ export class LoraAdapterState implements AttachedAdapter {
     return out;
   }
 
+  /**
+   * Writes adapter_config.json + adapter_model.safetensors (and loftq_base.safetensors) INTO `dir`,
+   * leaving anything else there alone (the trainer adds its checkpoint files next to them): core's
+   * writer builds them in a hidden subfolder, then they are moved in.
+   */
   async save(dir: string): Promise<void> {
     const { config, tensors } = this.adapterFiles();
-    await writePeftAdapter(dir, { config, tensors, force: true }); // dir is the caller's (empty) output folder
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = join(dir, `.lora-save-${process.pid}-${Date.now()}`);
+    try {
+      await writePeftAdapter(tmp, { config, tensors });
+      for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) await fsp.rename(join(tmp, f), join(dir, f));
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
     if (this.settings.init === 'loftq') await writeSafetensors(join(dir, LOFTQ_BASE_FILE), this.loftqBase(), { format: 'pt' });
   }
 }

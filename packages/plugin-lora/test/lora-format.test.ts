@@ -6,7 +6,7 @@
  * (LoRA, DoRA, LoftQ with its quantized base); PiSSA / OLoRA are converted on save so that the folder
  * applies to the ORIGINAL base; F16/BF16 factors load as f32; bad folders are E_FORMAT naming the key.
  */
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -112,6 +112,17 @@ describe('save -> load', () => {
     expect(relErr(logitsOf(loaded, ref), trained)).toBeLessThan(1e-5);
     const q = loaded.getModule('model.layers.0.self_attn.q_proj') as LoraLinear;
     expect(q.lora_A.shape[0]).toBe(8);
+  });
+
+  it('save(dir) writes into dir and leaves what else is there (the trainer puts its checkpoint files next to it)', async () => {
+    const model = track(await Llama.fromFolder(MODEL_DIR));
+    const adapter = (await attachLora(model, resolveLoraOptions({}), ctxFor())) as LoraAdapterState;
+    const dir = tempDir();
+    writeFileSync(join(dir, 'trainer_state.json'), '{}');
+    await adapter.save(dir);
+    expect(readdirSync(dir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'trainer_state.json']);
+    await adapter.save(dir); // again: replaced in place
+    expect(readdirSync(dir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'trainer_state.json']);
   });
 
   it('records base_model_name_or_path as the folder name, never an absolute path', async () => {

@@ -53,7 +53,7 @@ function mm(x: ArrayLike<number>, w: ArrayLike<number>, n: number, o: number, i:
 
 describe('dropout (PEFT: only the LoRA branch, only in training)', () => {
   const x = () => tensor(vals(N * IN, 8), [N, IN]);
-  const run = (l: LoraLinear, seed?: number) => tidy(() => noGrad(() => Float64Array.from(l.forward(x(), { dropoutSeed: seed }).data)));
+  const run = (l: LoraLinear, seed?: number) => tidy(() => Float64Array.from(l.forward(x(), { dropoutSeed: seed }).data));
   const mask = (seed: number) => tidy(() => Float64Array.from(ops.dropout(x(), 0.5, { seed: dropoutSeedOf(seed, 3) }).data));
 
   it('LoRA: y = base(x) + s·B·A·dropout(x), the mask seeded by (step seed, module index)', () => {
@@ -67,8 +67,10 @@ describe('dropout (PEFT: only the LoRA branch, only in training)', () => {
     got.forEach((v, i) => expect(v).toBeCloseTo(want[i], 5));
     expect(run(l, 7)).toEqual(got);
     expect(run(l, 8)).not.toEqual(got);
-    l.eval();
+    // off in eval mode and under noGrad (evaluation / generation)
     const plain = mm(mm(x().data, l.lora_A.data, N, R, IN), l.lora_B.data, N, OUT, R);
+    noGrad(() => run(l, 7)).forEach((v, i) => expect(v).toBeCloseTo(base[i] + 2 * plain[i], 5));
+    l.eval();
     run(l, 7).forEach((v, i) => expect(v).toBeCloseTo(base[i] + 2 * plain[i], 5));
   });
 
