@@ -42,7 +42,7 @@ export const LORA_OPTIONS = {
     type: 'list', default: DEFAULT_TARGETS,
     description: 'Module names (exact or dotted suffix), one regex (full match, as PEFT), or all-linear (every Linear but lm_head)',
   },
-  rank_pattern: { type: 'string', default: '', description: 'Per-module ranks: "q_proj=4,down_proj=16" or a JSON object; keys are regexes matched at a name boundary' },
+  rank_pattern: { type: 'string', default: '', description: 'Per-module ranks: "q_proj=4,down_proj=16" or a JSON object string; keys are regexes matched at a name boundary' },
   alpha_pattern: { type: 'string', default: '', description: 'Per-module lora_alpha, same syntax as rank_pattern' },
   bias: { type: 'enum', choices: ['none', 'all', 'lora_only'], default: 'none', description: 'Which biases also train (and are saved)' },
   use_rslora: { type: 'boolean', default: false, description: 'Rank-stabilized scaling lora_alpha / sqrt(r)' },

@@ -48,7 +48,8 @@ function values(p: { key: string; t: RawTensor }, shape: readonly number[], file
   return Float32Array.from(toF32(getBackend(), { ...p.t, name: p.key } as RawTensor));
 }
 
-const frozen = (v: Float32Array, shape: readonly number[]): Tensor => keep(tensor(v, shape));
+/** A loaded value as an f32 tensor that never trains, owned by the model (not by any scope). */
+const constant = (v: Float32Array, shape: readonly number[]): Tensor => keep(tensor(v, shape));
 
 /** Replaces base weights by the NF4 weights of a LoftQ folder's loftq_base.safetensors, when there is one. */
 async function applyLoftqBase(model: Llama, dir: string): Promise<void> {
@@ -100,12 +101,12 @@ export async function loadLoraAdapter(model: Llama, dir: string, config: Record<
   // Everything is read and checked: now change the model.
   plans.forEach((p, index) => {
     const spec = { module: p.module, index, r: p.r, alpha: p.alpha, scale: p.scale, dropout: 0 };
-    const m = p.m && frozen(p.m, [p.m.length]);
-    model.replace(p.module, new LoraLinear(p.base, spec, frozen(p.A, [p.r, p.A.length / p.r]), frozen(p.B, [p.B.length / p.r, p.r]), m));
+    const m = p.m && constant(p.m, [p.m.length]);
+    model.replace(p.module, new LoraLinear(p.base, spec, constant(p.A, [p.r, p.A.length / p.r]), constant(p.B, [p.B.length / p.r, p.r]), m));
   });
   for (const { path, v } of biasValues) {
     const owner = model.getModule(path);
     const lin = owner instanceof LoraLinear ? owner.base_layer : owner;
-    lin?.setParameter('bias', frozen(v, [v.length])).dispose();
+    lin?.setParameter('bias', constant(v, [v.length])).dispose();
   }
 }
