@@ -30,7 +30,7 @@ export default class Inspect extends PeftCommand {
     if (dtypes.length) rows.push(['dtypes', dtypes.join(', ')]);
     if (r.compressed) {
       const c = r.compressed;
-      rows.push(['compressed', `${c.method} density=${c.density} kept=${count(c.kept)} ${c.bitsPerParam.toFixed(3)} bits/param (${c.ratioVsFp16.toFixed(1)}x smaller than fp16)`]);
+      rows.push(['compressed', `${c.method} density=${+c.density.toPrecision(3)} kept=${count(c.kept)} ${c.bitsPerParam.toFixed(3)} bits/param (${c.ratioVsFp16.toFixed(1)}x smaller than fp16)`]);
     } else if (r.adapter) {
       const { dir: _dir, ...a } = r.adapter;
       rows.push(['adapter', describe(a)]);
