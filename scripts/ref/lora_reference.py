@@ -21,7 +21,7 @@ The engine computes in f32; the reference runs in float64 on the same stored f32
 side is compared with the exact answer. NF4 quantization comes from scripts/ref/bnb_reference.py.
 
 Also writes the linear-algebra fixture: numpy/LAPACK singular values and torch.linalg.qr factors of a
-few matrices (packages/core-tensor/test/linalg-*.test.ts read it from here).
+few matrices to packages/core-tensor/test/fixtures/linalg/ (read by core linalg-*.test.ts).
 
 Run (from the repo root; Debian's python has torch):
     /usr/bin/python3 scripts/ref/lora_reference.py
@@ -65,9 +65,10 @@ def linalg_fixture():
         q, r = torch.linalg.qr(torch.from_numpy(a), mode="reduced")
         out += [(f"{name}.a", a), (f"{name}.s", np.linalg.svd(a, compute_uv=False)), (f"{name}.q", q.numpy()),
                 (f"{name}.r", r.numpy())]
-    os.makedirs(os.path.join(OUT, "linalg"), exist_ok=True)
+    linalg_out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packages", "core-tensor", "test", "fixtures", "linalg")
+    os.makedirs(linalg_out, exist_ok=True)
     meta = {"source": f"scripts/ref/lora_reference.py numpy {np.__version__} torch {torch.__version__}"}
-    return write_safetensors(os.path.join(OUT, "linalg", "reference.safetensors"), out, meta)
+    return write_safetensors(os.path.join(linalg_out, "reference.safetensors"), out, meta)
 
 
 # ---- the model ---------------------------------------------------------------------------------------------

@@ -116,9 +116,9 @@ describe('peft eval', () => {
   it('--adapter with a peft_type no plugin registered is exit 2', async () => {
     const adapter = join(work, 'lora');
     mkdirSync(adapter, { recursive: true });
-    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 8, lora_alpha: 16 }));
+    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'IA3', target_modules: ['k_proj'] }));
     const r = await peft(['eval', parity, '--data', data, '--adapter', adapter]);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/no adapter method registered for LORA/);
+    expect(r.stderr).toMatch(/no adapter method registered for IA3/);
   });
 });

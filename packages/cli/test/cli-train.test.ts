@@ -76,10 +76,10 @@ describe('peft train', () => {
 
   it('reads a recipe; flags win', async () => {
     const recipe = join(work, 'recipe.yaml');
-    writeFileSync(recipe, `method: lora\noptions:\n  r: 2\n  target_modules: [q_proj, k_proj, v_proj]\ndata: ${data}\nsteps: 2\nbatch: 4\nseq_len: 32\n`);
+    writeFileSync(recipe, `method: lora\noptions:\n  r: 2\n  target_modules: [q_proj, k_proj, v_proj]\n  rank_pattern: {k_proj: 1}\n  init_lora_weights: gaussian\ndata: ${data}\nsteps: 2\nbatch: 4\nseq_len: 32\n`);
     const r = await peft(['train', base, '--recipe', recipe, '--out', join(work, 'rec'), '--steps', '1', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.json()).toMatchObject({ steps: 1, adaptedModules: 6, trainableParams: 2 * (2 * (64 + 64) + 2 * 2 * (64 + 32)) }); // q [64,64], k/v [32,64] (GQA) in 2 layers
+    expect(r.json()).toMatchObject({ steps: 1, adaptedModules: 6, trainableParams: 2 * (2 * (64 + 64) + (1 + 2) * (64 + 32)) }); // q [64,64] r=2, k [32,64] r=1, v [32,64] r=2 (GQA), 2 layers
     writeFileSync(recipe, 'learning_rate: 3\n');
     const bad = await peft(['train', base, '--recipe', recipe, '--data', data, '--out', join(work, 'rec2'), '--steps', '1']);
     expect(bad.exitCode).toBe(2);

@@ -7,7 +7,7 @@ import { Xoshiro128 } from '../src/fixtures/rng.js';
 import { SafetensorsFile } from '../src/io/safetensors-reader.js';
 import { matmul, transpose } from '../src/linalg/matrix.js';
 
-export const LINALG_FIXTURE = join(import.meta.dirname, '..', '..', 'plugin-lora', 'test', 'fixtures', 'linalg', 'reference.safetensors');
+export const LINALG_FIXTURE = join(import.meta.dirname, 'fixtures', 'linalg', 'reference.safetensors');
 
 /** Standard normal entries (Box-Muller on xoshiro128**), [m, n] row-major. */
 export function randomMatrix(m: number, n: number, seed: number): Float64Array {

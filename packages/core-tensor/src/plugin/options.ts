@@ -65,8 +65,12 @@ function coerce(owner: string, key: string, spec: OptionSpec, raw: unknown): Opt
       throw bad(owner, key, spec, raw);
     }
     case 'string': {
-      if (typeof raw !== 'string') throw bad(owner, key, spec, raw);
-      return raw;
+      // Recipes arrive typed: a scalar stands for its text (`init_lora_weights: false`), a mapping for
+      // its JSON (`rank_pattern: {q_proj: 4}`); the method parses the string either way.
+      if (typeof raw === 'string') return raw;
+      if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+      if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) return JSON.stringify(raw);
+      throw bad(owner, key, spec, raw);
     }
   }
 }
