@@ -332,6 +332,8 @@ def cases():
         case("della", T3, 2, 25, {"lambda": 0.9}, w(1.0, 1.0, density=[0.6, 0.4]), seed=6),
         case("della_linear", S, 3, 26, {"lambda": 1.5}, w(0.5, 0.3, 0.2, density=[0.6, 0.6, 0.6], epsilon=[0.2, 0.2, 0.2]), seed=7),
         case("della_linear", V, 2, 27, {"normalize": True}, w(1.0, 2.0, density=[0.5, 0.7], epsilon=[0.05, 0.25]), seed=8),
+        case("ties", S, 2, 34, {}, w(0.5, -0.5, density=[0.6, 0.6])),  # agreeing weights that cancel: divisor 0 -> 1
+        case("dare_ties", S, 3, 35, {"consensus_method": "count"}, w(-1.0, 0.5, 2.0, density=[0.5, 0.8, 0.3]), seed=9),
         case("slerp", S, 1, 28, {"t": 0.3}),
         case("slerp", V, 1, 29, {"t": 0.75}),
         case("model_stock", S, 3, 30, {}),

@@ -3,7 +3,7 @@
  * ties by index), on data full of ties: top-k, rank windows and row ranks.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { keepRankWindow, keepTopK, rowRanks, selectKth } from '../src/methods/rank.js';
+import { keepRankWindow, keepTopK, magnitudeAtRank, rowRanks } from '../src/methods/rank.js';
 
 vi.mock('@peft/core-tensor', async () => await import('../../core-tensor/src/index.js'));
 
@@ -24,12 +24,21 @@ function kept(d: Float32Array, keep: Set<number>): number[] {
 }
 
 describe('rank helpers', () => {
-  it('selectKth returns the k-th smallest', () => {
+  it('magnitudeAtRank gives the k-th smallest |d| and the counts below / equal', () => {
+    const asBits = (x: number) => new Uint32Array(Float32Array.of(Math.abs(x)).buffer)[0];
     for (const seed of [1, 2, 3]) {
       const d = tiesData(101, seed);
-      const sorted = Array.from(d).sort((a, b) => a - b);
-      for (const k of [0, 1, 50, 99, 100]) expect(selectKth(Float32Array.from(d), k)).toBe(sorted[k]);
+      const mags = Array.from(d, Math.abs).sort((a, b) => a - b);
+      for (const k of [0, 1, 50, 99, 100]) {
+        const r = magnitudeAtRank(d, k, new Float32Array(101));
+        expect(r.bits).toBe(asBits(mags[k]));
+        expect(r.below).toBe(mags.filter((m) => m < mags[k]).length);
+        expect(r.equal).toBe(mags.filter((m) => m === mags[k]).length);
+      }
     }
+    const spread = Float32Array.from({ length: 1000 }, (_, i) => (i % 2 ? -1 : 1) * 2 ** ((i % 61) - 30) * (1 + i / 1000)); // many buckets
+    const sorted = Array.from(spread, Math.abs).sort((a, b) => a - b);
+    for (const k of [0, 333, 999]) expect(magnitudeAtRank(spread, k, new Float32Array(1000)).bits).toBe(asBits(sorted[k]));
   });
 
   it('keepTopK keeps the k largest magnitudes, lower index first among equals', () => {

@@ -1,53 +1,73 @@
 /**
- * Order statistics on magnitudes, in O(n) memory-lean form: quickselect instead of mergekit's full
- * argsort (sparsify.py), which matters for 100M-element embeddings. Ties are broken by index (a
- * stable sort's order); torch's argsort leaves their order unspecified, and ties among zeros (the
- * common case: tensors a fine-tune left unchanged) cannot change a result.
+ * Order statistics on magnitudes without sorting: mergekit (sparsify.py) argsorts |δ| of every
+ * tensor, which is O(n log n) on 100M-element embeddings. Here the k-th magnitude comes from a
+ * histogram of the top 16 bits of |δ|'s f32 bit pattern (non-negative floats order like their bits),
+ * then an exact look inside the one bucket that holds rank k: two passes over the data.
+ * Ties are broken by index (a stable sort's order); torch's argsort leaves their order unspecified,
+ * and ties among zeros (the common case: entries a fine-tune left unchanged) cannot change a result.
  * Not here: what to keep (sparsify.ts), rescaling.
  */
 
-/** Rearranges `a` so that a[k] is its k-th smallest value (0-based) and returns it (Hoare/Wirth quickselect). */
-export function selectKth(a: Float32Array, k: number): number {
-  let lo = 0;
-  let hi = a.length - 1;
-  while (hi > lo) {
-    const mid = (lo + hi) >>> 1;
-    // median of three as pivot: sorted data and runs of equal values stay O(n)
-    if (a[mid] < a[lo]) swap(a, mid, lo);
-    if (a[hi] < a[lo]) swap(a, hi, lo);
-    if (a[hi] < a[mid]) swap(a, hi, mid);
-    const pivot = a[mid];
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i] < pivot) i++;
-      while (a[j] > pivot) j--;
-      if (i <= j) swap(a, i++, j--);
-    }
-    // a[lo..j] <= pivot <= a[i..hi]; what lies strictly between j and i equals the pivot
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return a[k];
+/** The magnitude at an ascending rank, as |f32| bits, and how many magnitudes lie below / equal it. */
+export interface MagnitudeRank {
+  bits: number;
+  below: number;
+  equal: number;
+}
+
+const MAG = 0x7fffffff;
+
+function bitsOf(d: Float32Array): Uint32Array {
+  return new Uint32Array(d.buffer, d.byteOffset, d.length);
+}
+
+/** |d| at ascending rank k (0-based). `scratch` holds at least d.length values; d is not changed. */
+export function magnitudeAtRank(d: Float32Array, k: number, scratch: Float32Array): MagnitudeRank {
+  const bits = bitsOf(d);
+  const hist = new Uint32Array(1 << 16);
+  for (let j = 0; j < bits.length; j++) hist[(bits[j] & MAG) >>> 15]++;
+  let bucket = 0;
+  let before = 0; // magnitudes in lower buckets
+  while (before + hist[bucket] <= k) before += hist[bucket++];
+  const inBucket = new Uint32Array(scratch.buffer, scratch.byteOffset, hist[bucket]);
+  let m = 0;
+  for (let j = 0; j < bits.length; j++) {
+    const v = bits[j] & MAG;
+    if (v >>> 15 === bucket) inBucket[m++] = v;
   }
-  return a[k];
+  inBucket.sort();
+  const v = inBucket[k - before];
+  let below = before;
+  let equal = 0;
+  for (let q = 0; q < m; q++) {
+    if (inBucket[q] < v) below++;
+    else if (inBucket[q] === v) equal++;
+  }
+  return { bits: v, below, equal };
 }
 
-function swap(a: Float32Array, i: number, j: number): void {
-  const t = a[i];
-  a[i] = a[j];
-  a[j] = t;
+/** Zeroes every element whose magnitude is outside [lo, hi] (bit patterns), without data-dependent branches. */
+function keepBetween(bits: Uint32Array, lo: number, hi: number): void {
+  for (let j = 0; j < bits.length; j++) {
+    const m = bits[j] & MAG;
+    // (x >>> 31) is 1 exactly when x < 0: both differences stay within int32 for 31-bit magnitudes
+    const inside = (((m - lo) >>> 31) | ((hi - m) >>> 31)) ^ 1;
+    bits[j] &= -inside;
+  }
 }
 
-function absInto(d: Float32Array, scratch: Float32Array): Float32Array {
-  const s = scratch.subarray(0, d.length);
-  for (let j = 0; j < d.length; j++) s[j] = Math.abs(d[j]);
-  return s;
-}
-
-function countBelow(d: Float32Array, v: number): number {
-  let c = 0;
-  for (let j = 0; j < d.length; j++) if (Math.abs(d[j]) < v) c++;
-  return c;
+/**
+ * Among the elements whose magnitude bits equal `v`, in index order, the `skip` first and all after
+ * `skip + take` are zeroed (v = 0: nothing to do, they are zeros already).
+ */
+function trimEqual(bits: Uint32Array, v: number, skip: number, take: number): void {
+  if (v === 0) return;
+  let seen = 0;
+  for (let j = 0; j < bits.length; j++) {
+    if ((bits[j] & MAG) !== v) continue;
+    if (seen < skip || seen >= skip + take) bits[j] = 0;
+    seen++;
+  }
 }
 
 /**
@@ -61,23 +81,11 @@ export function keepTopK(d: Float32Array, k: number, scratch: Float32Array): voi
     d.fill(0);
     return;
   }
-  const v = selectKth(absInto(d, scratch), n - k); // the smallest kept magnitude
-  let budget = k - countAbove(d, v); // how many elements equal to v are kept, first ones first
-  for (let j = 0; j < n; j++) {
-    const m = Math.abs(d[j]);
-    if (m > v) continue;
-    if (m === v && budget > 0) {
-      budget--;
-      continue;
-    }
-    d[j] = 0;
-  }
-}
-
-function countAbove(d: Float32Array, v: number): number {
-  let c = 0;
-  for (let j = 0; j < d.length; j++) if (Math.abs(d[j]) > v) c++;
-  return c;
+  const r = magnitudeAtRank(d, n - k, scratch); // the smallest kept magnitude
+  const bits = bitsOf(d);
+  keepBetween(bits, r.bits, MAG);
+  const above = n - r.below - r.equal;
+  if (above + r.equal > k) trimEqual(bits, r.bits, 0, k - above); // the first equal ones fill the budget
 }
 
 /**
@@ -93,26 +101,15 @@ export function keepRankWindow(d: Float32Array, lo: number, hi: number, scratch:
     return;
   }
   if (lo === 0 && hi === n) return;
-  const s = absInto(d, scratch);
-  const vLo = selectKth(s, lo);
-  const vHi = selectKth(s, hi - 1);
-  const belowLo = countBelow(d, vLo);
-  const belowHi = countBelow(d, vHi);
-  let eqLo = 0;
-  let eqHi = 0;
-  for (let j = 0; j < n; j++) {
-    const m = Math.abs(d[j]);
-    let keep = m >= vLo && m <= vHi;
-    // an element equal to a bound has rank (number below it) + (equal ones before it)
-    if (m === vLo) {
-      if (belowLo + eqLo < lo) keep = false;
-      eqLo++;
-    }
-    if (m === vHi) {
-      if (belowHi + eqHi >= hi) keep = false;
-      eqHi++;
-    }
-    if (!keep) d[j] = 0;
+  const first = magnitudeAtRank(d, lo, scratch);
+  const last = magnitudeAtRank(d, hi - 1, scratch);
+  const bits = bitsOf(d);
+  keepBetween(bits, first.bits, last.bits);
+  // equal magnitudes at a bound hold ranks below..below+equal-1, in index order
+  if (first.bits === last.bits) trimEqual(bits, first.bits, lo - first.below, hi - lo);
+  else {
+    trimEqual(bits, first.bits, lo - first.below, first.equal);
+    trimEqual(bits, last.bits, 0, hi - last.below);
   }
 }
 

@@ -123,24 +123,37 @@ function mixPlain(base: Float32Array, d: readonly Float32Array[], w: number[], s
   }
 }
 
-/** TIES sign election and disjoint sum (get_mask). */
+/** 1 when the f32 with these bits is nonzero (either sign), else 0; no branch. */
+const nonzero = (b: number): number => ((b & 0x7fffffff) + 0x7fffffff) >>> 31;
+
+/**
+ * TIES sign election and disjoint sum (get_mask). Written without data-dependent branches: the
+ * signs of random deltas are coin flips, and mispredicted branches cost more than the arithmetic.
+ * Each element's weighted deltas go through a tiny f32 scratch whose bits give signs exactly:
+ * agreeᵢ = (Wᵢ != 0) and (sign Wᵢ == M), with M negative only for a nonzero negative vote.
+ */
 function mixConsensus(base: Float32Array, d: readonly Float32Array[], w: number[], count: boolean, s: Scale, out: Float32Array): void {
+  const n = d.length;
+  const wd = new Float32Array(n + 2); // W₀..Wₙ₋₁, the vote, the divisor
+  const bits = new Int32Array(wd.buffer);
   for (let j = 0; j < base.length; j++) {
     let vote = 0;
-    for (let i = 0; i < d.length; i++) {
-      const wd = f32(d[i][j] * w[i]);
-      vote = count ? vote + Math.sign(wd) : f32(vote + wd);
+    for (let i = 0; i < n; i++) {
+      wd[i] = d[i][j] * w[i]; // rounded to f32 on store, as torch's product
+      // count: Σ sign Wᵢ (exact small integers); sum: Σ Wᵢ in f32, model by model
+      vote = count ? vote + nonzero(bits[i]) * (1 - 2 * (bits[i] >>> 31)) : f32(vote + wd[i]);
     }
-    const majority = vote >= 0 ? 1 : -1;
+    wd[n] = vote;
+    const negative = (bits[n] >>> 31) & nonzero(bits[n]); // vote >= 0 (and -0) elects +
     let mixed = 0;
     let divisor = 0;
-    for (let i = 0; i < d.length; i++) {
-      const wd = f32(d[i][j] * w[i]);
-      if (Math.sign(wd) !== majority) continue;
-      mixed = f32(mixed + wd);
-      divisor = f32(divisor + w[i]);
+    for (let i = 0; i < n; i++) {
+      const agree = nonzero(bits[i]) & (1 ^ ((bits[i] >>> 31) ^ negative));
+      mixed = f32(mixed + wd[i] * agree);
+      divisor = f32(divisor + w[i] * agree);
     }
-    out[j] = base[j] + scaled(mixed, divisor === 0 ? 1 : divisor, s);
+    wd[n + 1] = divisor;
+    out[j] = base[j] + scaled(mixed, divisor + (1 ^ nonzero(bits[n + 1])), s); // a zero divisor becomes 1
   }
 }
 
