@@ -74,12 +74,17 @@ class Buffers {
   readonly inputs: Float32Array[];
   readonly out: Float32Array;
   readonly bytes: Uint8Array;
-  readonly half: Uint16Array;
-  constructor(inputs: number, maxElems: number, maxHalfBytes: number) {
+  #half?: Uint16Array;
+  constructor(inputs: number, readonly maxElems: number, maxHalfBytes: number) {
     this.inputs = Array.from({ length: inputs }, () => new Float32Array(maxElems));
     this.out = new Float32Array(maxElems);
     this.bytes = new Uint8Array(maxHalfBytes);
-    this.half = new Uint16Array(maxElems);
+  }
+
+  /** Output bytes of half-precision tensors; allocated only when an output tensor is half precision. */
+  get half(): Uint16Array {
+    this.#half ??= new Uint16Array(this.maxElems);
+    return this.#half;
   }
 }
 
@@ -131,7 +136,7 @@ async function writeTensors(job: PreparedMerge, opts: RunMergeOptions, outDtype:
       });
       if (res.length !== n) throw new PeftError('E_RUNTIME', `${job.def.name} returned ${res.length} values for ${p.name}, expected ${n}`);
       const dtype = outDtype ? DTYPES[outDtype] : ref.info.get(p.name)!.floatDtype;
-      const data = encode(backend, res, dtype, buf.half);
+      const data = encode(backend, res, dtype, buf);
       r.bytesOut += data.byteLength;
       r.largestTensorBytes = Math.max(r.largestTensorBytes, data.byteLength);
       await writer.add({ name: p.name, dtype, shape: [...p.shape], data });
@@ -144,9 +149,9 @@ async function writeTensors(job: PreparedMerge, opts: RunMergeOptions, outDtype:
   }
 }
 
-function encode(backend: Backend, x: Float32Array, dtype: Dtype, half: Uint16Array): Uint8Array {
+function encode(backend: Backend, x: Float32Array, dtype: Dtype, buf: Buffers): Uint8Array {
   if (dtype === 'F32') return bytesOf(x);
-  const h = half.subarray(0, x.length);
+  const h = buf.half.subarray(0, x.length);
   return bytesOf(dtype === 'BF16' ? backend.f32ToBf16(x, h) : backend.f32ToF16(x, h));
 }
 
