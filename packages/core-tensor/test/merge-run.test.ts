@@ -162,6 +162,25 @@ parameters:
     expect(report.bytesIn).toBeLessThan(2 * [...base.values()].reduce((a, t) => a + t.raw.data.byteLength, 0));
   });
 
+  it('reads an LLM.int8 folder through the int8 quantizer entry', async () => {
+    const q = registry.get('quantizer', 'int8');
+    await quantizeModel({ modelDir: dir('m3'), outDir: dir('m3-int8'), quantizer: q, options: resolveOptions('int8', q.options, {}), backend });
+    const plan = planFromFlags({ method: 'wsum', models: [dir('m1'), dir('m3-int8')], params: { weight: 1 } });
+    await runMerge(plan, registry, { out: dir('out-int8'), backend });
+    const [a, packed, out] = await Promise.all(['m1', 'm3-int8', 'out-int8'].map((d) => tensorsOf(dir(d))));
+    let quantized = 0;
+    for (const [name, { f32 }] of out) {
+      let m = packed.get(name)!.f32;
+      if (packed.has(`${name.slice(0, -'.weight'.length)}.SCB`)) {
+        quantized++;
+        m = q.dequantize(name.slice(0, -'.weight'.length), (k) => packed.get(k)?.raw, { backend }).data;
+      }
+      expect(f32).toEqual(Float32Array.from(a.get(name)!.f32, (v, j) => (v + m[j]) / 2));
+    }
+    expect(quantized).toBe(14);
+    expect([...out.keys()]).toEqual([...a.keys()]);
+  });
+
   it('uses the 4-bit folder as the base too (config without quantization_config)', async () => {
     const plan = planFromFlags({ method: 'toward', base: dir('m2-nf4'), models: [dir('m3')], params: { t: 0 } });
     await runMerge(plan, registry, { out: dir('out-nf4-base'), seed: 1, backend });
