@@ -9,14 +9,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { asF32, createRegistry, mergeAdapters, readPeftAdapter, SafetensorsFile, type Registry } from '../src/index.js';
-import { register as registerMerge } from '../../plugin-merge/src/index.js';
-import { denseDelta, relFrobenius, testLora } from './adapters-lora-method.js';
+import { asF32, createRegistry, mergeAdapters, readPeftAdapter, SafetensorsFile, type Registry } from '../../core-tensor/src/index.js';
+import { register as registerMerge } from '../src/index.js';
+import { denseDelta, relFrobenius, testLora } from '../../core-tensor/test/adapters-lora-method.js';
 
 // plugin-merge imports the core by package name: give it this source tree (not a possibly stale dist).
-vi.mock('@peft/core-tensor', () => import('../src/index.js'));
+vi.mock('@peft/core-tensor', () => import('../../core-tensor/src/index.js'));
 
-const FIX = join(__dirname, 'fixtures', 'adapters');
+const FIX = join(__dirname, '..', '..', 'core-tensor', 'test', 'fixtures', 'adapters');
 const [A, B, DORA] = ['a', 'b', 'dora'].map((d) => join(FIX, d));
 let root: string;
 let n = 0;

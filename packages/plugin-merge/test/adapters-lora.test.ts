@@ -8,18 +8,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { noGrad } from '../src/autograd/tape.js';
-import { tidy } from '../src/tensor/scope.js';
+import { noGrad } from '../../core-tensor/src/autograd/tape.js';
+import { tidy } from '../../core-tensor/src/tensor/scope.js';
 import {
   createRegistry, foldAdapters, generateTinyLlama, Llama, mergeAdapters, peftKey, quantizeModel, readPeftAdapter,
   registerBuiltins, resolveOptions, writePeftAdapter, type Registry,
-} from '../src/index.js';
-import { Xoshiro128 } from '../src/fixtures/rng.js';
+} from '../../core-tensor/src/index.js';
+import { Xoshiro128 } from '../../core-tensor/src/fixtures/rng.js';
 import { register as registerLora } from '../../plugin-lora/src/index.js';
-import { register as registerMerge } from '../../plugin-merge/src/index.js';
+import { register as registerMerge } from '../src/index.js';
 
 // The plugins import the core by package name: give them this source tree (not a possibly stale dist).
-vi.mock('@peft/core-tensor', () => import('../src/index.js'));
+vi.mock('@peft/core-tensor', () => import('../../core-tensor/src/index.js'));
 
 let root: string;
 let n = 0;
