@@ -17,7 +17,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "ref"))
 import llama_reference as ref  # noqa: E402
-from bench_step_torch import load  # noqa: E402
+from bench_step_torch import load, logits_of  # noqa: E402
 
 
 def add_lora(p, c, targets, r, alpha, gen):
@@ -75,13 +75,7 @@ def main():
     cos, sin = ref.rope_cos_sin(ref.rope_inv_freq(c), pos)  # f32 tables, as transformers uses them for f32 models
 
     def step():
-        x = F.embedding(ids, p["model.embed_tokens.weight"])
-        for i in range(c["layers"]):
-            pre = f"model.layers.{i}"
-            x = x + ref.attention(p, f"{pre}.self_attn", c, ref.rms_norm(x, p[f"{pre}.input_layernorm.weight"], c["eps"]), cos, sin)
-            x = x + ref.mlp(p, f"{pre}.mlp", ref.rms_norm(x, p[f"{pre}.post_attention_layernorm.weight"], c["eps"]))
-        x = ref.rms_norm(x, p["model.norm.weight"], c["eps"])
-        logits = F.linear(x, p["model.embed_tokens.weight"] if c["tie"] else p["lm_head.weight"])
+        logits = logits_of(p, c, F.embedding(ids, p["model.embed_tokens.weight"]), cos, sin)
         loss = ref.causal_lm_loss(logits, ids)
         loss.backward()
         opt.step()

@@ -39,16 +39,19 @@ def load(model_dir):
     return p, c
 
 
-def step(p, c, ids, cos, sin):
-    h = F.embedding(ids, p["model.embed_tokens.weight"]).detach().requires_grad_(True)
-    x = h
+def logits_of(p, c, x, cos, sin):
+    """The decoder stack and LM head on embeddings x [B, T, C] (f32 rope tables, as transformers uses for f32)."""
     for i in range(c["layers"]):
         pre = f"model.layers.{i}"
         x = x + ref.attention(p, f"{pre}.self_attn", c, ref.rms_norm(x, p[f"{pre}.input_layernorm.weight"], c["eps"]), cos, sin)
         x = x + ref.mlp(p, f"{pre}.mlp", ref.rms_norm(x, p[f"{pre}.post_attention_layernorm.weight"], c["eps"]))
     x = ref.rms_norm(x, p["model.norm.weight"], c["eps"])
-    logits = F.linear(x, p["model.embed_tokens.weight"] if c["tie"] else p["lm_head.weight"])
-    loss = ref.causal_lm_loss(logits, ids)
+    return F.linear(x, p["model.embed_tokens.weight"] if c["tie"] else p["lm_head.weight"])
+
+
+def step(p, c, ids, cos, sin):
+    h = F.embedding(ids, p["model.embed_tokens.weight"]).detach().requires_grad_(True)
+    loss = ref.causal_lm_loss(logits_of(p, c, h, cos, sin), ids)
     loss.backward()
     return loss.item()
 
