@@ -45,11 +45,7 @@ test: build
 	exit $$rc
 
 demo: build
-	@rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(GEN) $(DEMO)/tiny-llama --preset demo --seed 1
-	$(PEFT) inspect $(DEMO)/tiny-llama
-	$(PEFT) quantize $(DEMO)/tiny-llama --out $(DEMO)/tiny-llama-nf4
-	$(PEFT) inspect $(DEMO)/tiny-llama-nf4
+	node scripts/demo.mjs
 
 # The PyTorch peer of the step benchmark comes from Debian (no PyPI here); tests never need it.
 bench-deps:

@@ -28,8 +28,10 @@ const { corpus } = await load<DemoCorpus>('corpus.mjs');
 const { Rng: RngClass } = await load<{ Rng: new (seed: number) => Rng }>('rng.mjs');
 
 const rows = (task: string, split: string): Promise<EvalRow[]> => readEvalRows(join(dataDir, task, `${split}.jsonl`));
-const quoted = (prompt: string): string => /^Uppercase: "([a-z ]+)" =>$/.exec(prompt)![1];
-const number = (prompt: string): number => Number(/^Add one: (\d+) =>$/.exec(prompt)![1]);
+const WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+const numberIn = (re: RegExp, prompt: string): number => Number(re.exec(prompt)![1]);
+const A = /^Last digit in words: (\d+) =>$/;
+const B = /^Even or odd: (\d+) =>$/;
 
 describe('demo task files', () => {
   it('are byte for byte what the generator writes', () => {
@@ -38,22 +40,20 @@ describe('demo task files', () => {
     }
   });
 
-  it('task A: uppercase rows, held-out words never in a training prompt', async () => {
+  it('task A: last digit in words, held-out numbers never a training input', async () => {
     const [train, test] = [await rows('task-a', 'train'), await rows('task-a', 'test')];
     expect([train.length, test.length]).toEqual([gen.SIZES.taskA.train, gen.SIZES.taskA.test]);
-    for (const r of [...train, ...test]) expect(r.completion).toBe(` "${quoted(r.prompt).toUpperCase()}"`);
-    const trainWords = new Set(train.flatMap((r) => quoted(r.prompt).split(' ')));
-    const testWords = new Set(test.flatMap((r) => quoted(r.prompt).split(' ')));
-    expect([...testWords].filter((w) => trainWords.has(w))).toEqual([]);
-    expect(testWords.size).toBeGreaterThan(40);
+    for (const r of [...train, ...test]) expect(r.completion).toBe(` ${WORDS[numberIn(A, r.prompt) % 10]}`);
+    const trainNums = new Set(train.map((r) => numberIn(A, r.prompt)));
+    expect(test.filter((r) => trainNums.has(numberIn(A, r.prompt)))).toEqual([]);
   });
 
-  it('task B: add-one rows, held-out numbers never a training input', async () => {
+  it('task B: even or odd, held-out numbers never a training input', async () => {
     const [train, test] = [await rows('task-b', 'train'), await rows('task-b', 'test')];
     expect([train.length, test.length]).toEqual([gen.SIZES.taskB.train, gen.SIZES.taskB.test]);
-    for (const r of [...train, ...test]) expect(r.completion).toBe(` ${number(r.prompt) + 1}`);
-    const trainNums = new Set(train.map((r) => number(r.prompt)));
-    expect(test.filter((r) => trainNums.has(number(r.prompt)))).toEqual([]);
+    for (const r of [...train, ...test]) expect(r.completion).toBe(numberIn(B, r.prompt) % 2 === 0 ? ' even' : ' odd');
+    const trainNums = new Set(train.map((r) => numberIn(B, r.prompt)));
+    expect(test.filter((r) => trainNums.has(numberIn(B, r.prompt)))).toEqual([]);
   });
 
   it('the corpus generator repeats itself for a seed and differs across seeds', () => {
@@ -61,7 +61,7 @@ describe('demo task files', () => {
     expect(corpus(new RngClass(7), 3000)).toEqual(a);
     expect(corpus(new RngClass(8), 3000)).not.toEqual(a);
     // The tasks' prompts are never part of the pretraining text.
-    expect(a.join(' ')).not.toMatch(/=>|Uppercase:|Add one:/);
+    expect(a.join(' ')).not.toMatch(/=>|Last digit|Even or odd/);
   });
 });
 
@@ -72,7 +72,7 @@ describe('demo base model', () => {
     expect(statSync(join(base, 'model.safetensors')).size).toBeLessThan(4e6);
     const tok = await Tokenizer.fromFolder(base);
     expect(tok.vocabSize).toBe(259);
-    expect(tok.encode('Uppercase: "ox" =>', { addSpecialTokens: false })).toHaveLength(18); // one token per byte
+    expect(tok.encode('Even or odd: 42 =>', { addSpecialTokens: false })).toHaveLength(18); // one token per byte
   });
 
   it('predicts generated text far better than uniform', async () => {
