@@ -84,7 +84,7 @@ describe('demo base model', () => {
       const loss = noGrad(() => tidy(() => model.loss({ data: Int32Array.from(ids), shape: [1, ids.length] },
         { data: Int32Array.from(ids), shape: [1, ids.length] }).item()));
       // Uniform over the 259 byte-level ids is ln 259 = 5.56 nats per token; the pretrained model is far below.
-      expect(loss).toBeLessThan(1.5);
+      expect(loss).toBeLessThan(2);
     } finally {
       model.dispose();
     }
