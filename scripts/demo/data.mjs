@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * Writes the demo's data, deterministically (same seeds -> byte-identical files):
- *   <out>/task-a/{train,test}.jsonl   last digit in words (tasks.mjs)
- *   <out>/task-b/{train,test}.jsonl   even or odd
+ *   <out>/task-a/{train,test}.jsonl   add one (tasks.mjs)
+ *   <out>/task-b/{train,test}.jsonl   reverse the digits
  * and, on request, the pretraining text as {"text"} rows (a few MB, so generated where it is needed,
  * not committed). `node scripts/demo/data.mjs [--out demo/data]` rewrites the committed task files.
  * Self-contained (no build needed), so tests import it directly.
@@ -13,11 +13,11 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { corpus } from './corpus.mjs';
 import { Rng } from './rng.mjs';
-import { evenOddTask, lastDigitTask } from './tasks.mjs';
+import { addOneTask, reverseTask } from './tasks.mjs';
 
 export const SEEDS = { taskA: 101, taskB: 202, pretrain: 303, pretrainVal: 304 };
-export const SIZES = { taskA: { train: 2000, test: 200 }, taskB: { train: 1000, test: 200 } };
-/** Characters of pretraining text (~10 epochs' worth of the pretraining budget is not needed: one pass suffices). */
+export const SIZES = { taskA: { train: 719, test: 180 }, taskB: { train: 720, test: 180 } };
+/** Characters of pretraining text: 3M byte-level tokens, which pretrain.mjs passes over twice. */
 export const PRETRAIN_CHARS = 3_000_000;
 export const PRETRAIN_VAL_CHARS = 60_000;
 
@@ -25,8 +25,8 @@ export const jsonl = (rows) => rows.map((r) => JSON.stringify(r)).join('\n') + '
 
 /** { "task-a/train.jsonl": text, ... } for the committed task files. */
 export function taskFiles() {
-  const a = lastDigitTask(new Rng(SEEDS.taskA), SIZES.taskA.train, SIZES.taskA.test);
-  const b = evenOddTask(new Rng(SEEDS.taskB), SIZES.taskB.train, SIZES.taskB.test);
+  const a = addOneTask(new Rng(SEEDS.taskA));
+  const b = reverseTask(new Rng(SEEDS.taskB));
   return {
     'task-a/train.jsonl': jsonl(a.train), 'task-a/test.jsonl': jsonl(a.test),
     'task-b/train.jsonl': jsonl(b.train), 'task-b/test.jsonl': jsonl(b.test),

@@ -32,8 +32,8 @@ export const MODEL = {
  */
 export const TOKENIZER_VOCAB = 259;
 export const RUN = {
-  steps: 1100, batch: 8, seqLen: 128, lr: 3e-3, schedule: 'cosine', warmupSteps: 50, seed: 1,
-  adamw: { beta2: 0.95, weight_decay: 0.1 }, evalEvery: 100, saveEvery: 250,
+  steps: 3000, batch: 16, seqLen: 128, lr: 3e-3, schedule: 'cosine', warmupSteps: 100, seed: 1,
+  adamw: { beta2: 0.95, weight_decay: 0.1 }, evalEvery: 500, saveEvery: 1000,
 };
 
 const HF_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];

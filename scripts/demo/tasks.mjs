@@ -1,30 +1,33 @@
 /**
- * The demo's two fine-tuning tasks as prompt/completion rows, with held-out test rows whose numbers
- * never occur in the training rows, so a high test score means the rule was learned, not recalled:
- *   A  last digit in words   {"prompt": "Last digit in words: 4817 =>", "completion": " seven"}
- *   B  even or odd           {"prompt": "Even or odd: 4817 =>", "completion": " odd"}
- * Numbers are 0-9999; the tokenizer is byte-level, so the rule reads the one digit token before " =>"
- * and answer words are spelled out token by token. The base model has seen numbers and words in
- * pretraining (corpus.mjs), never these prompts, and never a digit paired with its word.
- * Chosen (over uppercasing or adding one, tried first) because a model this small learns to read one
- * position reliably from an adapter in a minute, while copying whole strings needs far longer training.
+ * The demo's two fine-tuning tasks as prompt/completion rows over three-digit numbers, with held-out
+ * test rows whose numbers never occur in the training rows, so a high test score means the rule was
+ * learned, not recalled:
+ *   A  add one   {"prompt": "Add one: 417 =>", "completion": " 418"}   100-998 (carries: 419 -> 420, 499 -> 500)
+ *   B  reverse   {"prompt": "Reverse: 417 =>", "completion": " 714"}   100-999 (reversed as text: 410 -> 014)
+ * The base model counted through these numbers in pretraining (corpus.mjs) but never saw either
+ * prompt, and never a number written backwards: A teaches an instruction for something the base can
+ * do in another form, B a rule it has never seen.
+ * Three digits always: with the tokenizer's one token per byte, each answer digit sits a fixed
+ * distance from the digits it depends on, a pattern an adapter on a 1M-parameter model learns in
+ * seconds. (Rules over strings of varying length, such as uppercasing words, need the base to copy
+ * from any distance, which it does not learn within the pretraining budget.)
  * Not here: file writing (data.mjs).
  */
 
 /** Share of the numbers kept for the test split. */
 export const TEST_SHARE = 0.2;
-const DIGIT_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
 
-export const lastDigitRow = (n) => ({ prompt: `Last digit in words: ${n} =>`, completion: ` ${DIGIT_WORDS[n % 10]}` });
-export const evenOddRow = (n) => ({ prompt: `Even or odd: ${n} =>`, completion: n % 2 === 0 ? ' even' : ' odd' });
+export const addOneRow = (n) => ({ prompt: `Add one: ${n} =>`, completion: ` ${n + 1}` });
+export const reverseRow = (n) => ({ prompt: `Reverse: ${n} =>`, completion: ` ${[...String(n)].reverse().join('')}` });
 
-/** `nTrain` training and `nTest` held-out rows of `row(n)`, from disjoint sets of the numbers 0-9999. */
-function numberTask(r, row, nTrain, nTest) {
-  const nums = r.shuffled(Array.from({ length: 10000 }, (_, i) => i));
+/** The numbers lo..hi split by a seeded shuffle: the first TEST_SHARE for test, the rest for training. */
+function numberTask(r, row, lo, hi) {
+  const nums = r.shuffled(Array.from({ length: hi - lo + 1 }, (_, i) => lo + i));
   const cut = Math.round(nums.length * TEST_SHARE);
-  if (nTest > cut || nTrain > nums.length - cut) throw new Error(`asked for ${nTrain} + ${nTest} rows of 10000 numbers split ${TEST_SHARE}`);
-  return { train: nums.slice(cut, cut + nTrain).map(row), test: nums.slice(0, nTest).map(row) };
+  return { train: nums.slice(cut).map(row), test: nums.slice(0, cut).map(row) };
 }
 
-export const lastDigitTask = (r, nTrain, nTest) => numberTask(r, lastDigitRow, nTrain, nTest);
-export const evenOddTask = (r, nTrain, nTest) => numberTask(r, evenOddRow, nTrain, nTest);
+/** Task A: 719 training and 180 test rows (100-998, so every answer has three digits). */
+export const addOneTask = (r) => numberTask(r, addOneRow, 100, 998);
+/** Task B: 720 training and 180 test rows. */
+export const reverseTask = (r) => numberTask(r, reverseRow, 100, 999);

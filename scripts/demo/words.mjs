@@ -1,8 +1,7 @@
 /**
  * The vocabulary of the demo's synthetic world: plain lowercase English words (letters only,
- * 3-8 characters) by part of speech, plus names. The pretraining corpus uses all of them; the tasks
- * split the nouns and adjectives into words seen in task training and words kept for the held-out
- * test (data.mjs). Fixed lists, so the generated files depend only on the seed.
+ * 3-8 characters) by part of speech, plus names, from which the pretraining corpus (corpus.mjs)
+ * builds its sentences. Fixed lists, so the generated text depends only on the seed.
  * Not here: sentence templates or randomness (corpus.mjs, rng.mjs).
  */
 
