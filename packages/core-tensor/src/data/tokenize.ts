@@ -62,23 +62,35 @@ function textExamples(tok: Tokenizer, text: string, eos: number | undefined, lin
   return { examples, truncated: false };
 }
 
-/** prompt (special tokens) + completion [EOS], trained on the completion; eval-data's truncation. */
-function promptCompletionExample(tok: Tokenizer, prompt: string, completion: string, eos: number | undefined,
-  line: number, o: TokenizeOptions): RowExamples {
-  const where = `${o.file}:${line}`;
-  let p = tok.encode(prompt);
-  let c = tok.encode(completion, { addSpecialTokens: false });
-  // The first completion token needs a position before it to be predicted from (eval-data.ts).
+/**
+ * Prompt ids (with the tokenizer's special tokens, e.g. BOS) and completion ids (without), EOS appended to
+ * the completion when given; `where` (file:line) names a row that cannot be scored. Shared with `peft eval`.
+ */
+export function encodePromptCompletion(tok: Tokenizer, prompt: string, completion: string, where: string, eos?: number): { p: number[]; c: number[] } {
+  const p = tok.encode(prompt);
+  const c = tok.encode(completion, { addSpecialTokens: false });
+  // The first completion token needs a position before it to be predicted from.
   if (p.length === 0) throw inputError('E_INPUT', 'the prompt encodes to no tokens (and the tokenizer adds no BOS)', where);
   if (c.length === 0) throw inputError('E_INPUT', 'the completion encodes to no tokens', where);
   if (eos !== undefined) c.push(eos);
-  const truncated = !o.packing && p.length + c.length > o.seqLen;
-  if (truncated) {
-    // tasks/eval-data.ts tokenizeRow: the prompt loses its start; a completion that alone does not
-    // fit keeps its first seqLen - 1 tokens after the last prompt token.
-    if (c.length >= o.seqLen) c = c.slice(0, o.seqLen - 1);
-    p = p.slice(p.length - (o.seqLen - c.length));
-  }
+  return { p, c };
+}
+
+/**
+ * Cuts prompt + completion to seqLen: the prompt loses its start, so the completion is still scored
+ * whole; a completion that alone does not fit keeps its first seqLen - 1 tokens after the last prompt token.
+ */
+export function fitPromptCompletion(p: number[], c: number[], seqLen: number): { p: number[]; c: number[]; truncated: boolean } {
+  if (p.length + c.length <= seqLen) return { p, c, truncated: false };
+  const cut = c.length >= seqLen ? c.slice(0, seqLen - 1) : c;
+  return { p: p.slice(p.length - (seqLen - cut.length)), c: cut, truncated: true };
+}
+
+/** prompt (special tokens) + completion [EOS], trained on the completion; cut as `peft eval` cuts. */
+function promptCompletionExample(tok: Tokenizer, prompt: string, completion: string, eos: number | undefined,
+  line: number, o: TokenizeOptions): RowExamples {
+  const enc = encodePromptCompletion(tok, prompt, completion, `${o.file}:${line}`, eos);
+  const { p, c, truncated } = o.packing ? { ...enc, truncated: false } : fitPromptCompletion(enc.p, enc.c, o.seqLen);
   return { examples: [example([...p, ...c], [...p.map(() => IGNORE_INDEX), ...c], line)], truncated };
 }
 

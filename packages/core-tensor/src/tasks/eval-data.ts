@@ -9,6 +9,7 @@
 import { promises as fsp } from 'node:fs';
 import { inputError } from '../errors.js';
 import { fsError } from '../io/safetensors-reader.js';
+import { encodePromptCompletion, fitPromptCompletion } from '../data/tokenize.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export interface EvalRow {
@@ -54,17 +55,9 @@ export async function readEvalRows(file: string): Promise<EvalRow[]> {
   return rows;
 }
 
-/** prompt (+ special tokens) then completion, cut to seqLen as the module doc says. */
+/** prompt (+ special tokens) then completion, cut to seqLen as the module doc says (the training data's rules). */
 export function tokenizeRow(tok: Tokenizer, row: EvalRow, seqLen: number, file: string): TokenizedRow {
-  let p = tok.encode(row.prompt);
-  let c = tok.encode(row.completion, { addSpecialTokens: false });
-  // The first completion token needs a position before it to be predicted from.
-  if (p.length === 0) throw inputError('E_INPUT', 'the prompt encodes to no tokens (and the tokenizer adds no BOS)', `${file}:${row.line}`);
-  if (c.length === 0) throw inputError('E_INPUT', 'the completion encodes to no tokens', `${file}:${row.line}`);
-  const truncated = p.length + c.length > seqLen;
-  if (truncated) {
-    if (c.length >= seqLen) c = c.slice(0, seqLen - 1);
-    p = p.slice(p.length - (seqLen - c.length));
-  }
+  const enc = encodePromptCompletion(tok, row.prompt, row.completion, `${file}:${row.line}`);
+  const { p, c, truncated } = fitPromptCompletion(enc.p, enc.c, seqLen);
   return { ids: [...p, ...c], start: p.length, truncated };
 }
