@@ -199,7 +199,10 @@ function checkState(name: string, settings: Meta, spec: ReadonlyMap<string, Stat
   }
   const steps = new Set(entries.map((e) => stepKey(e.name)));
   for (const key of Object.keys(meta)) {
-    if (!(key in settings) && !steps.has(key)) throw new PeftError('E_FORMAT', `${name} state: "${key}" belongs to no parameter or group of this run`);
+    if (key in settings || steps.has(key)) continue;
+    const group = /^group\.([^.]+)\./.exec(key)?.[1];
+    if (group) throw new PeftError('E_INPUT', `${name}: the saved optimizer state has a parameter group "${group}", this run has none`);
+    throw new PeftError('E_FORMAT', `${name} state: "${key}" belongs to no parameter of this run`);
   }
   for (const e of entries) {
     const step = meta[stepKey(e.name)];

@@ -122,7 +122,7 @@ export async function readTrainerState(dir: string, now: Settings): Promise<Trai
   return state;
 }
 
-/** Copies the checkpoint's params into the job's tensors (all checked first) and loads the optimizer state. */
+/** Loads the optimizer state and copies the checkpoint's params into the job's tensors, all checked first. */
 export async function restoreCheckpoint(dir: string, job: TrainJob, state: TrainerState): Promise<void> {
   const params = await SafetensorsFile.open(join(dir, PARAMS_FILE));
   try {
@@ -137,12 +137,13 @@ export async function restoreCheckpoint(dir: string, job: TrainJob, state: Train
         throw inputError('E_SHAPE', `"${name}" is ${info.dtype} [${info.shape.join(', ')}], this run has F32 [${t.shape.join(', ')}]`, params.path);
       }
     }
+    // the optimizer state is checked and loaded before any param is overwritten: a refused checkpoint changes nothing
+    const tensors = await readOptimizerState(join(dir, OPTIMIZER_FILE), job.optimizer);
+    job.optimizer.loadStateDict({ tensors, meta: state.optimizer });
     for (const [name, t] of job.params) await params.readInto(name, bytesOf(t.data));
   } finally {
     await params.close();
   }
-  const tensors = await readOptimizerState(join(dir, OPTIMIZER_FILE), job.optimizer);
-  job.optimizer.loadStateDict({ tensors, meta: state.optimizer });
 }
 
 /** optimizer.safetensors: every state tensor under its name, with its own dtype and shape. */
