@@ -129,8 +129,9 @@ function settingMismatch(key: string, want: unknown, got: unknown, oneGroup: boo
 }
 
 /**
- * An Optimizer named `name` over `groups`: each parameter with a grad is updated by its group's rule at
- * lr * lrScale. Parameters are trainable f32 tensors, each in one group.
+ * An Optimizer over `groups` (trainable f32 tensors, each in one group): each parameter with a grad is
+ * updated by its group's rule at lr * lrScale. `name` is the registry name, recorded in the state so a
+ * checkpoint never loads into another optimizer.
  */
 export function createParamOptimizer(name: string, groups: readonly RuleGroup[]): Optimizer {
   checkGroups(name, groups);
