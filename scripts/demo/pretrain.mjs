@@ -15,8 +15,8 @@ import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  batchesFor, createRegistry, fromF32, generateTinyLlama, getBackend, Llama, loadDataset, padIdFor, pyJsonDumps,
-  registerBuiltins, resolveOptions, ShardedWriter, Tokenizer, tokenizerJson, train, withAtomicOutput,
+  batchesFor, createOptimizer, createRegistry, fromF32, generateTinyLlama, getBackend, getTrainKernels, Llama, loadDataset,
+  padIdFor, pyJsonDumps, registerBuiltins, resolveOptions, ShardedWriter, Tokenizer, tokenizerJson, train, withAtomicOutput,
 } from '../../packages/core-tensor/dist/index.js';
 import { pretrainFiles, writeFiles } from './data.mjs';
 
@@ -62,7 +62,7 @@ async function saveModel(model, initDir, dir) {
 }
 
 /** The trainer's job: every float weight of `model` trains on packed text rows. */
-function pretrainJob(model, ds, padId, initDir) {
+function pretrainJob(model, ds, padId, initDir, steps) {
   const params = model.namedParameters().filter(([, t]) => t.requiresGrad);
   const registry = createRegistry();
   registerBuiltins(registry);
@@ -71,7 +71,8 @@ function pretrainJob(model, ds, padId, initDir) {
   const loss = (b) => model.loss({ data: b.inputIds, shape: [b.B, b.T] }, { data: b.labels, shape: [b.B, b.T] });
   return {
     params,
-    optimizer: adamw.create(params, resolveOptions('adamw', adamw.options, RUN.adamw)),
+    optimizer: createOptimizer(adamw, params, resolveOptions('adamw', adamw.options, RUN.adamw),
+      { kernels: getTrainKernels(), seed: RUN.seed, totalSteps: steps }),
     lossFn: loss,
     evalLossFn: (b) => ({ lossSum: loss(b).item() * b.trainedTokens, tokens: b.trainedTokens }),
     trainBatches: (epoch) => batchesFor(ds.train, { ...batchOpts, epoch }),
@@ -104,7 +105,7 @@ async function main() {
   });
   const model = (await Llama.fromFolder(initDir)).requiresGrad(true);
   console.log(`pretraining ${model.parameters().reduce((n, t) => n + t.size, 0)} parameters on ${ds.stats.tokens} tokens, ${steps} steps of ${RUN.batch} x ${RUN.seqLen}`);
-  const res = await train(pretrainJob(model, ds, padIdFor(tok), initDir), {
+  const res = await train(pretrainJob(model, ds, padIdFor(tok), initDir, steps), {
     outDir: join(work, 'run'), steps, lr: RUN.lr, schedule: RUN.schedule, warmupSteps: RUN.warmupSteps, seed: RUN.seed,
     evalEvery: RUN.evalEvery, saveEvery: RUN.saveEvery, force: true, logEvery: 25,
   });

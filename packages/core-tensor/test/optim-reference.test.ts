@@ -11,7 +11,7 @@ import { referenceTrainKernels } from '../src/backend/reference-train/index.js';
 import type { TrainKernels } from '../src/backend/train-kernels.js';
 import { SafetensorsFile } from '../src/io/safetensors-reader.js';
 import { clipGradNorm, createAdamW, createSgd, lrAt, type ScheduleName } from '../src/optim/index.js';
-import type { Optimizer } from '../src/plugin/optimizer.js';
+import type { Optimizer } from '../src/optim/index.js';
 import { tensor } from '../src/tensor/create.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
@@ -89,7 +89,10 @@ function replay(f: Fixture, make: (p: [string, Tensor][]) => Optimizer, check: C
     for (const [n, p] of params) check(p.data as Float32Array, f.f32(`${n}.step${s + 1}`), `${n} after step ${s + 1}`);
   });
   const state = opt.stateDict();
-  for (const [key, value] of state.tensors) check(value, f.f32(key), `state ${key}`);
+  for (const [key, value] of state.tensors) {
+    expect([value.dtype, value.shape], `state ${key}: torch's dtype and shape`).toEqual(['F32', f.shape(key)]);
+    check(value.data as Float32Array, f.f32(key), `state ${key}`);
+  }
   opt.dispose();
   return params;
 }

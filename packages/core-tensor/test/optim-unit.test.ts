@@ -8,8 +8,9 @@ import { fma32 } from '../src/optim/f32.js';
 import {
   createAdamW, createSgd, lrAt, resolveWarmupSteps, type ScheduleName,
 } from '../src/optim/index.js';
-import { createRegistry, registerBuiltins, resolveOptions } from '../src/plugin/index.js';
-import type { Optimizer } from '../src/plugin/optimizer.js';
+import type { Optimizer } from '../src/optim/index.js';
+import { createOptimizer, createRegistry, registerBuiltins, resolveOptions } from '../src/plugin/index.js';
+import { referenceTrainKernels } from '../src/backend/reference-train/index.js';
 import { heapAllocator, setAllocator } from '../src/tensor/allocator.js';
 import { tensor } from '../src/tensor/create.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -105,7 +106,7 @@ describe.each([
     }
     expect(bitsOf(pb)).toEqual(bitsOf(pa));
     expect(state.meta).toMatchObject({ optimizer: name, 'w.step': 3, 'b.step': 3 });
-    const copy = state.tensors.values().next().value!;
+    const copy = state.tensors.values().next().value!.data;
     const before = copy.slice();
     a.step(0.01);
     expect(copy).toEqual(before); // a state dict is a snapshot, not a view
@@ -122,13 +123,13 @@ describe.each([
     const other = name === 'adamw' ? createSgd(params(), { momentum: 0.5 }) : createAdamW(params());
     expect(errorOf(() => other.loadStateDict(good))).toMatchObject({ code: 'E_INPUT', message: expect.stringMatching(`state is for "${name}"`) });
     const hp = name === 'adamw' ? 'weight_decay' : 'momentum';
-    expect(errorOf(() => o.loadStateDict({ ...good, meta: { ...good.meta, [hp]: 0.3 } })))
+    expect(errorOf(() => o.loadStateDict({ ...good, meta: { ...good.meta, [`group.default.${hp}`]: 0.3 } })))
       .toMatchObject({ code: 'E_INPUT', message: expect.stringMatching(`option "${hp}"`) });
     const missing = new Map(good.tensors);
     const firstKey = [...missing.keys()][0];
     missing.delete(firstKey);
-    expect(errorOf(() => o.loadStateDict({ ...good, tensors: missing }))).toMatchObject({ code: 'E_FORMAT', message: expect.stringMatching(`missing "${firstKey}"`) });
-    const extra = new Map(good.tensors).set('c.exp_avg', new Float32Array(1));
+    expect(errorOf(() => o.loadStateDict({ ...good, tensors: missing }))).toMatchObject({ code: 'E_FORMAT', message: expect.stringMatching(`missing optimizer state "${firstKey}"`) });
+    const extra = new Map(good.tensors).set('c.exp_avg', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
     expect(errorOf(() => o.loadStateDict({ ...good, tensors: extra }))).toMatchObject({ code: 'E_FORMAT' });
     expect(o.stateDict()).toEqual(good);
     o.dispose();
@@ -195,14 +196,16 @@ describe('registry entries', () => {
     expect(resolveOptions('sgd', r.get('optimizer', 'sgd').options, { momentum: '0.9', nesterov: 'true' }))
       .toEqual({ momentum: 0.9, dampening: 0, nesterov: true, weight_decay: 0 });
     const [pa, pb] = [params(), params()];
-    const [a, b] = [adamw.create(pa, resolveOptions('adamw', adamw.options, { weight_decay: '0.1' })), createAdamW(pb, { weightDecay: 0.1 })];
+    const ctx = { kernels: referenceTrainKernels, seed: 0, totalSteps: 1 };
+    const [a, b] = [createOptimizer(adamw, pa, resolveOptions('adamw', adamw.options, { weight_decay: '0.1' }), ctx),
+      createAdamW(pb, { weightDecay: 0.1, kernels: referenceTrainKernels })];
     setGrads(pa, 0);
     setGrads(pb, 0);
     a.step(0.01);
     b.step(0.01);
     expect(bitsOf(pa)).toEqual(bitsOf(pb));
-    expect(a.stateDict().meta.weight_decay).toBe(0.1);
+    expect(a.stateDict().meta['group.default.weight_decay']).toBe(0.1);
     const sgd = r.get('optimizer', 'sgd');
-    expect(errorOf(() => sgd.create(params(), resolveOptions('sgd', sgd.options, { nesterov: true })))).toMatchObject({ code: 'E_INPUT' });
+    expect(errorOf(() => createOptimizer(sgd, params(), resolveOptions('sgd', sgd.options, { nesterov: true }), ctx))).toMatchObject({ code: 'E_INPUT' });
   });
 });

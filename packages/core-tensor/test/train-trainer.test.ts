@@ -18,13 +18,16 @@ import { writeSafetensors } from '../src/io/safetensors-writer.js';
 import { Llama } from '../src/models/llama.js';
 import * as ops from '../src/ops/index.js';
 import { lrAt } from '../src/optim/index.js';
-import { createRegistry, registerBuiltins, resolveOptions } from '../src/plugin/index.js';
+import { getTrainKernels } from '../src/backend/native-train.js';
+import { createOptimizer, createRegistry, registerBuiltins, resolveOptions } from '../src/plugin/index.js';
 import { randn } from '../src/tensor/create.js';
 import { memoryStats } from '../src/tensor/storage.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import type { Batch } from '../src/data/index.js';
 import { train, type TrainEvent, type TrainJob, type TrainOptions } from '../src/train/index.js';
 
+/** The optimizers' context (AdamW and SGD read only the kernels; the runs here are at most 30 steps). */
+const CTX = { kernels: getTrainKernels(), seed: 5, totalSteps: 30 };
 const V = 11;
 const C = 8;
 const T = 6;
@@ -82,7 +85,7 @@ function toyJob(o: Toy = {}): { job: TrainJob; events: TrainEvent[]; params: [st
   const registry = createRegistry();
   registerBuiltins(registry);
   const def = registry.get('optimizer', o.optimizer ?? 'adamw');
-  const optimizer = def.create(params, resolveOptions(def.name, def.options, o.optimizer === 'sgd' ? { momentum: 0.9 } : { weight_decay: 0.01 }));
+  const optimizer = createOptimizer(def, params, resolveOptions(def.name, def.options, o.optimizer === 'sgd' ? { momentum: 0.9 } : { weight_decay: 0.01 }), CTX);
   const rows = toyRows(o.nRows ?? 8, 7);
   const per = o.rowsPerBatch ?? 2;
   const events: TrainEvent[] = [];
@@ -320,7 +323,7 @@ describe('trainer on the tiny Llama fixture', () => {
     const ids = Int32Array.from({ length: 2 * 16 }, (_, i) => 10 + ((i * 7) % 23));
     const batch: Batch = { inputIds: ids, labels: ids.slice(), B: 2, T: 16, trainedTokens: 2 * 15 };
     const job: TrainJob = {
-      params, optimizer: def.create(params, resolveOptions('adamw', def.options, {})),
+      params, optimizer: createOptimizer(def, params, resolveOptions('adamw', def.options, {}), CTX),
       lossFn: (b) => model.loss({ data: b.inputIds, shape: [b.B, b.T] }, { data: b.labels, shape: [b.B, b.T] }),
       trainBatches: () => [batch],
       save: async () => {},

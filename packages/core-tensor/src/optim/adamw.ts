@@ -1,15 +1,16 @@
 /**
  * torch.optim.AdamW through the training kernel `adamwStep` (backend/train-kernels.ts): the native kernel
  * reproduces torch 1.13's f32 update bit for bit; the TS reference computes the same formula in f64 per
- * element. Defaults are the HF Trainer's (betas 0.9 / 0.999, eps 1e-8, weight_decay 0.0,
- * transformers TrainingArguments). State: exp_avg, exp_avg_sq per parameter, as torch names them.
+ * element; which one runs is the caller's choice (the registry entry passes the run's kernels). Defaults
+ * are the HF Trainer's (betas 0.9 / 0.999, eps 1e-8, weight_decay 0.0, transformers TrainingArguments).
+ * State: exp_avg, exp_avg_sq per parameter, shaped like it, as torch names them.
  */
 import { getTrainKernels } from '../backend/native-train.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
-import type { Optimizer } from '../plugin/optimizer.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { createParamOptimizer, type UpdateRule } from './param-state.js';
+import type { Optimizer } from './types.js';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -39,12 +40,14 @@ export function adamwRule(options: AdamWOptions = {}): UpdateRule {
   const k = options.kernels ?? getTrainKernels();
   return {
     name: 'adamw',
-    slots: ['exp_avg', 'exp_avg_sq'],
+    slotShapes: (shape) => [{ name: 'exp_avg', dtype: 'F32', shape }, { name: 'exp_avg_sq', dtype: 'F32', shape }],
     hyper: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weight_decay: o.weightDecay },
-    update: (p, g, [m, v], lr, step) => k.adamwStep(p, g, m, v, p.length, lr, o.beta1, o.beta2, o.eps, o.weightDecay, step),
+    update: (p, g, [m, v], lr, step) =>
+      k.adamwStep(p, g, m as Float32Array, v as Float32Array, p.length, lr, o.beta1, o.beta2, o.eps, o.weightDecay, step),
   };
 }
 
+/** One group of `params` (trainable f32 tensors by name); for groups, createParamOptimizer with adamwRule per group. */
 export function createAdamW(params: readonly [string, Tensor][], options?: AdamWOptions): Optimizer {
-  return createParamOptimizer(params, adamwRule(options));
+  return createParamOptimizer('adamw', [{ name: 'default', params, rule: adamwRule(options) }]);
 }

@@ -8,10 +8,10 @@
  * One rule; plain SGD, momentum, dampening, nesterov and weight decay are its settings.
  */
 import { PeftError } from '../errors.js';
-import type { Optimizer } from '../plugin/optimizer.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fma32 } from './f32.js';
 import { createParamOptimizer, type UpdateRule } from './param-state.js';
+import type { Optimizer } from './types.js';
 
 export interface SgdOptions {
   momentum?: number;
@@ -38,10 +38,10 @@ export function sgdRule(options: SgdOptions = {}): UpdateRule {
   const keep = Math.fround(1 - o.dampening);
   return {
     name: 'sgd',
-    slots: o.momentum !== 0 ? ['momentum_buffer'] : [],
+    slotShapes: (shape) => (o.momentum !== 0 ? [{ name: 'momentum_buffer', dtype: 'F32', shape }] : []),
     hyper: { momentum: o.momentum, dampening: o.dampening, nesterov: o.nesterov, weight_decay: o.weightDecay },
     update(p, g, state, lr, step) {
-      const buf = state[0];
+      const buf = state[0] as Float32Array;
       const alpha = Math.fround(-lr);
       for (let i = 0; i < p.length; i++) {
         let d = g[i];
@@ -58,5 +58,5 @@ export function sgdRule(options: SgdOptions = {}): UpdateRule {
 }
 
 export function createSgd(params: readonly [string, Tensor][], options?: SgdOptions): Optimizer {
-  return createParamOptimizer(params, sgdRule(options));
+  return createParamOptimizer('sgd', [{ name: 'default', params, rule: sgdRule(options) }]);
 }

@@ -1,13 +1,13 @@
 /**
  * The core's own quantizers: bitsandbytes NF4 / FP4 (4-bit blockwise, optional double quant)
- * and LLM.int8 row-wise int8; and its optimizers, AdamW and SGD (optim/defs.ts). They register like
+ * and LLM.int8 row-wise int8; and its optimizers, AdamW and SGD (builtin-optimizers.ts). They register like
  * any plugin, so `peft methods`, `peft quantize --type` and `peft train --optimizer` treat them and
  * third-party entries alike.
  */
 import {
   bnbQuantizationConfig, dequantize4bitWeight, dequantizeInt8Weight, quantize4bitWeight, quantizeInt8Weight,
 } from '../quant/index.js';
-import { CORE_OPTIMIZERS } from '../optim/defs.js';
+import { CORE_OPTIMIZERS } from './builtin-optimizers.js';
 import type { QuantizerDef } from './quantizer.js';
 import type { Registry } from './registry.js';
 

@@ -6,3 +6,4 @@ export * from './optimizer.js';
 export * from './merger.js';
 export * from './compressor.js';
 export { registerBuiltins } from './builtins.js';
+export { adamwOptimizer, sgdOptimizer, CORE_OPTIMIZERS } from './builtin-optimizers.js';

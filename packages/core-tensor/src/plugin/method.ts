@@ -11,6 +11,7 @@ import type { NamedRawTensor } from '../dtype.js';
 import type { PeftAdapter } from '../io/peft-adapter.js';
 import type { Llama } from '../models/llama.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { ParamGroup } from './optimizer.js';
 import type { EntryBase } from './registry.js';
 import type { ResolvedOptions } from './options.js';
 
@@ -34,6 +35,8 @@ export interface AdapterSummary {
 export interface AttachedAdapter {
   /** The trainable tensors by stable names (their PEFT keys); the trainer optimizes exactly these. */
   parameters(): [string, Tensor][];
+  /** Parameters that want their own optimizer settings (e.g. two learning rates); the rest form the "default" group. */
+  paramGroups?(): ParamGroup[];
   /** Writes the adapter (adapter_config.json + adapter_model.safetensors) into `dir`, an existing empty folder. */
   save(dir: string): Promise<void>;
   summary(): AdapterSummary;

@@ -5,14 +5,17 @@
  * Not here: the loop (train/), batching (data/), what a method does (plugins), printing (the CLI).
  */
 import { noGrad } from '../autograd/tape.js';
+import { getTrainKernels } from '../backend/native-train.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { batchesFor, loadDataset, padIdFor, type Batch, type DatasetStats } from '../data/index.js';
 import { inputError, PeftError } from '../errors.js';
 import { Llama } from '../models/llama.js';
 import type { MethodDef } from '../plugin/method.js';
+import { createOptimizer } from '../plugin/optimizer.js';
 import { resolveOptions } from '../plugin/options.js';
 import type { Registry } from '../plugin/registry.js';
 import { isScheduleName, type ScheduleName } from '../optim/schedule.js';
+import { totalStepsOf } from '../train/plan.js';
 import { train } from '../train/trainer.js';
 import type { TrainEvent, TrainResult } from '../train/types.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -118,9 +121,12 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
       onProgress: (what, done, total) => o.onStatus?.(`${what} ${done}/${total}`),
     });
     const params = adapter.parameters();
-    const optimizer = optimizerDef.create(params, optimizerOptions);
+    const k = o.kernels ?? getTrainKernels();
+    const firstEpoch = batchesFor(data.train, { ...batching, epoch: 0 });
+    const optimizer = createOptimizer(optimizerDef, params, optimizerOptions, {
+      kernels: k, seed: o.seed, totalSteps: totalStepsOf(o, firstEpoch.length), groups: adapter.paramGroups?.(),
+    });
     try {
-      const k = o.kernels;
       const result = await train({
         params, optimizer,
         lossFn: (b, ctx) => lossOf(model, b, k, ctx.dropoutSeed),
@@ -130,7 +136,7 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
           l.dispose();
           return { lossSum: v * b.trainedTokens, tokens: b.trainedTokens };
         }),
-        trainBatches: (epoch) => batchesFor(data.train, { ...batching, epoch }),
+        trainBatches: (epoch) => (epoch === 0 ? firstEpoch : batchesFor(data.train, { ...batching, epoch })),
         valBatches: valBatches.length ? () => valBatches : undefined,
         save: (dir) => adapter.save(dir),
         onEvent: o.onEvent,

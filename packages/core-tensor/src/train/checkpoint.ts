@@ -1,7 +1,8 @@
 /**
  * Training checkpoints: outDir/checkpoints/step-<N>/ holds the adapter as job.save writes it (so the
  * folder loads as a PEFT adapter, like an HF Trainer checkpoint), params.safetensors (every trainable
- * tensor by name, exact f32), optimizer.safetensors (the optimizer's state arrays) and trainer_state.json
+ * tensor by name, exact f32), optimizer.safetensors (the optimizer's state tensors, each with its own dtype and
+ * shape, checked against the optimizer's stateSpec() before reading) and trainer_state.json
  * (position in the data, counters, optimizer scalars, the settings a resume must repeat). Each folder is
  * written to a hidden temp sibling and renamed into place, so a folder named step-<N> is always complete.
  * Not written through io/atomic.ts's withAtomicOutput: that one deletes its temp folder on SIGINT, and the
@@ -15,7 +16,7 @@ import { inputError, PeftError } from '../errors.js';
 import { readJsonObject } from '../io/json-file.js';
 import { SafetensorsFile } from '../io/safetensors-reader.js';
 import { writeSafetensors } from '../io/safetensors-writer.js';
-import type { OptimizerState } from '../plugin/optimizer.js';
+import { stateSpecMismatch, type Optimizer, type OptimizerState, type StateTensor } from '../optim/types.js';
 import { settingsMismatch, type Settings } from './plan.js';
 import type { TrainJob } from './types.js';
 
@@ -70,8 +71,7 @@ export async function writeCheckpoint(outDir: string, job: TrainJob, state: Omit
     await job.save(tmp);
     await writeSafetensors(join(tmp, PARAMS_FILE),
       job.params.map(([name, t]) => ({ name, dtype: 'F32' as const, shape: [...t.shape], data: t.data })));
-    await writeSafetensors(join(tmp, OPTIMIZER_FILE),
-      [...opt.tensors].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: [data.length], data })));
+    await writeOptimizerState(join(tmp, OPTIMIZER_FILE), opt);
     await fsp.writeFile(join(tmp, STATE_FILE), JSON.stringify(full, null, 2) + '\n');
   });
   return dir;
@@ -122,7 +122,7 @@ export async function readTrainerState(dir: string, now: Settings): Promise<Trai
   return state;
 }
 
-/** Copies the checkpoint's params into the job's tensors (all checked first) and loads the optimizer state. */
+/** Loads the optimizer state and copies the checkpoint's params into the job's tensors, all checked first. */
 export async function restoreCheckpoint(dir: string, job: TrainJob, state: TrainerState): Promise<void> {
   const params = await SafetensorsFile.open(join(dir, PARAMS_FILE));
   try {
@@ -137,20 +137,39 @@ export async function restoreCheckpoint(dir: string, job: TrainJob, state: Train
         throw inputError('E_SHAPE', `"${name}" is ${info.dtype} [${info.shape.join(', ')}], this run has F32 [${t.shape.join(', ')}]`, params.path);
       }
     }
+    // the optimizer state is checked and loaded before any param is overwritten: a refused checkpoint changes nothing
+    const tensors = await readOptimizerState(join(dir, OPTIMIZER_FILE), job.optimizer);
+    job.optimizer.loadStateDict({ tensors, meta: state.optimizer });
     for (const [name, t] of job.params) await params.readInto(name, bytesOf(t.data));
   } finally {
     await params.close();
   }
-  const opt = await SafetensorsFile.open(join(dir, OPTIMIZER_FILE));
+}
+
+/** optimizer.safetensors: every state tensor under its name, with its own dtype and shape. */
+async function writeOptimizerState(path: string, state: OptimizerState): Promise<void> {
+  await writeSafetensors(path, [...state.tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape], data: t.data })));
+}
+
+/**
+ * The state tensors of optimizer.safetensors, after its header is checked against what `optimizer`
+ * keeps: a missing, extra, other-dtype or other-shape tensor is refused (exit 2) naming it, before any
+ * data is read.
+ */
+async function readOptimizerState(path: string, optimizer: Optimizer): Promise<Map<string, StateTensor>> {
+  const file = await SafetensorsFile.open(path);
   try {
-    const tensors = new Map<string, Float32Array>();
-    for (const t of opt.tensors) {
-      if (t.dtype !== 'F32') throw inputError('E_FORMAT', `optimizer state "${t.name}" is ${t.dtype}, expected F32`, opt.path);
-      const bytes = await opt.read(t.name);
-      tensors.set(t.name, new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));
+    const bad = stateSpecMismatch(optimizer.stateSpec(), file.tensors.map((t) => [t.name, t] as const));
+    if (bad) throw inputError(bad.code, bad.message, file.path);
+    const tensors = new Map<string, StateTensor>();
+    for (const t of file.tensors) {
+      const bytes = await file.read(t.name); // a fresh buffer at offset 0: aligned for the f32 view
+      tensors.set(t.name, t.dtype === 'F32'
+        ? { dtype: 'F32', shape: t.shape, data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) }
+        : { dtype: 'U8', shape: t.shape, data: bytes });
     }
-    job.optimizer.loadStateDict({ tensors, meta: state.optimizer });
+    return tensors;
   } finally {
-    await opt.close();
+    await file.close();
   }
 }

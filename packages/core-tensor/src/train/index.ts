@@ -6,7 +6,7 @@ export { train, ADAPTER_DIR } from './trainer.js';
 export type {
   CheckpointReason, LossContext, TrainEvent, TrainJob, TrainOptions, TrainResult,
 } from './types.js';
-export { dropoutSeed, planRun, type RunPlan, type Settings } from './plan.js';
+export { dropoutSeed, planRun, totalStepsOf, type RunPlan, type Settings } from './plan.js';
 export {
   CHECKPOINTS_DIR, OPTIMIZER_FILE, PARAMS_FILE, STATE_FILE, listCheckpoints, type TrainerState,
 } from './checkpoint.js';

@@ -58,6 +58,11 @@ function checkJob(job: TrainJob, firstEpoch: readonly Batch[]): void {
   if (job.valBatches && !job.evalLossFn) throw bad('valBatches is given without evalLossFn');
 }
 
+/** The run's optimizer steps: `steps`, else epochs * ceil(batches per epoch / gradAccum) (HF max_steps wins). */
+export function totalStepsOf(o: Pick<TrainOptions, 'steps' | 'epochs' | 'gradAccum'>, batchesPerEpoch: number): number {
+  return o.steps ?? (o.epochs ?? 0) * Math.ceil(batchesPerEpoch / (o.gradAccum ?? 1));
+}
+
 /** Validates `o` and plans the run; `firstEpoch` = job.trainBatches(0). */
 export function planRun(job: TrainJob, o: TrainOptions, firstEpoch: readonly Batch[]): RunPlan {
   checkNumbers(o);
@@ -65,7 +70,7 @@ export function planRun(job: TrainJob, o: TrainOptions, firstEpoch: readonly Bat
   const gradAccum = o.gradAccum ?? 1;
   const stepsPerEpoch = Math.ceil(firstEpoch.length / gradAccum);
   if (o.steps === undefined && o.epochs === undefined) throw bad('give steps or epochs');
-  const totalSteps = o.steps ?? o.epochs! * stepsPerEpoch;
+  const totalSteps = totalStepsOf(o, firstEpoch.length);
   const schedule: ScheduleOptions = {
     lr: o.lr, schedule: o.schedule ?? 'linear', totalSteps, warmupSteps: resolveWarmupSteps(totalSteps, o),
   };

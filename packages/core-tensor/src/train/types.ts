@@ -3,7 +3,7 @@
  * data pipeline, how to save the adapter), the run's options, progress events and the result.
  * Not here: the loop (trainer.ts), checkpoints (checkpoint.ts), metrics files (metrics.ts).
  */
-import type { Optimizer } from '../plugin/optimizer.js';
+import type { Optimizer } from '../optim/types.js';
 import type { ScheduleName } from '../optim/schedule.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -41,7 +41,7 @@ export type TrainEvent =
 export interface TrainJob {
   /** The trainable tensors by name (AttachedAdapter.parameters()); f32, requiresGrad. */
   params: [string, Tensor][];
-  /** Created by the caller (from the registry) over exactly `params`. */
+  /** Created by the caller (createOptimizer from the registry) over exactly `params`. */
   optimizer: Optimizer;
   /**
    * Records the graph of one micro-batch and returns the scalar mean loss over its trained tokens.
