@@ -102,8 +102,9 @@ export function sideHead(C: number, o: HookOptions & { frozenBackbone?: boolean 
       const slot = opts.kvCache?.slot('test-head', () => { const s = new LastRow(); slots.push(s); return s; });
       const prev = slot?.row ?? zeros([B, 1, C], { dtype: s1.dtype as FloatDtype });
       const shifted = T > 1 ? concat([prev, s1.slice(1, 0, T - 1)], 1) : prev;
-      slot?.set(s1.slice(1, T - 1, T));
-      return add(states[states.length - 1], linear(shifted, W));
+      const out = add(states[states.length - 1], linear(shifted, W));
+      slot?.set(s1.slice(1, T - 1, T)); // after prev's last use: set() frees it
+      return out;
     },
   };
   const hooks: ModelHooks = { method: 'test-head', head, dispose: () => W.dispose() };

@@ -5,7 +5,7 @@
  */
 export { llamaConfig, type LlamaConfig, type RopeScaling } from './config.js';
 export { defaultInvFreq, llama3InvFreq, ropeInvFreq, ropeTables, Rotary } from './rope.js';
-export { KvCache, type Disposable } from './kv-cache.js';
+export { KvCache, type CacheSlot } from './kv-cache.js';
 export { type HeadHook, type HeadOptions, type InputsHook, type ModelHooks, type PrefixHook } from './hooks.js';
 export { tokenBatch, type TokenIds } from './tokens.js';
 export {

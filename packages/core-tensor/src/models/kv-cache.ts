@@ -16,11 +16,11 @@ import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** What a hook keeps in a slot. */
-export interface Disposable { dispose(): void }
+export interface CacheSlot { dispose(): void }
 
 export class KvCache {
   readonly #layers: ({ k: Tensor; v: Tensor } | undefined)[];
-  readonly #slots = new Map<string, Disposable>();
+  readonly #slots = new Map<string, CacheSlot>();
   /** Positions cached so far (the next token's position). */
   length = 0;
   /** Of those, the positions the model's hooks put in front of the caller's tokens (prefix entries, virtual tokens). */
@@ -57,7 +57,7 @@ export class KvCache {
   }
 
   /** The state a hook keeps under `key` for this sequence, made by `create` on first use. */
-  slot<S extends Disposable>(key: string, create: () => S): S {
+  slot<S extends CacheSlot>(key: string, create: () => S): S {
     let s = this.#slots.get(key);
     if (!s) this.#slots.set(key, s = create());
     return s as S;

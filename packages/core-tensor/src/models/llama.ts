@@ -42,7 +42,7 @@ import { llamaConfig, type LlamaConfig } from './config.js';
 import { applyInputs, checkHeadOutput, checkHooks, fillPrefix, prefixKv, virtualTokens, type ModelHooks } from './hooks.js';
 import { KvCache } from './kv-cache.js';
 import { Rotary } from './rope.js';
-import { tokenBatch, type TokenIds } from './tokens.js';
+import { positionsFor, tokenBatch, type TokenIds } from './tokens.js';
 
 /** A Linear, or whatever an adapter wrapped it in: the same call. */
 export type LinearLike = Module & { forward(x: Tensor, opts?: KernelOptions): Tensor };
@@ -189,29 +189,6 @@ export class LlamaModel extends Module {
     for (let i = 0; i < cfg.numLayers; i++) layers.push(await Block.load(vb.pp('layers').pp(i), cfg, i));
     return new LlamaModel(embed, layers, new RMSNorm(await vb.pp('norm').get('weight', [cfg.hiddenSize], 'ones'), cfg.rmsNormEps));
   }
-}
-
-/**
- * Each row's position, for rows = lead virtual rows + n caller rows: past + i, or for caller rows the
- * given position ([n] shared, or [B*n]) + shift.
- */
-function positionsFor(B: number, rows: number, past: number, given?: ArrayLike<number>, lead = 0, shift = 0): Int32Array {
-  const n = rows - lead;
-  if (given !== undefined && given.length !== n && given.length !== B * n) {
-    throw new PeftError('E_SHAPE', `${given.length} positions for a [${B}, ${n}] batch (expected ${n} or ${B * n})`);
-  }
-  const pos = new Int32Array(B * rows);
-  for (let i = 0; i < pos.length; i++) {
-    const [b, t] = [Math.floor(i / rows), (i % rows) - lead];
-    if (given === undefined || t < 0) {
-      pos[i] = past + (i % rows);
-      continue;
-    }
-    const p = given.length === n ? given[t] : given[b * n + t];
-    if (!Number.isSafeInteger(p) || p < 0) throw new PeftError('E_INPUT', `position ${String(p)} of token ${b * n + t} is not a non-negative integer`);
-    pos[i] = p + shift;
-  }
-  return pos;
 }
 
 /** One run of the stack: hidden [B, added + T, C] over every row (virtual ones first), and their positions. */
