@@ -5,6 +5,9 @@
  * all S, and positions continue from `length`. Every row of the batch has the same length (no
  * ragged batches). Inference only: tensors that carry gradients are refused, so a cache never
  * keeps a graph alive.
+ * Model hooks (hooks.ts) keep their per-sequence state here too: the first `virtual` positions are the
+ * hooks' (a prefix, virtual tokens), and a hook's own state (a side network's cache) lives in a slot
+ * that reset() and dispose() free with the rest.
  * Appending copies the cache (concat); per step that is O(S) like the attention itself.
  */
 import { PeftError } from '../errors.js';
@@ -12,10 +15,16 @@ import { concat } from '../ops/movement.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
+/** What a hook keeps in a slot. */
+export interface CacheSlot { dispose(): void }
+
 export class KvCache {
   readonly #layers: ({ k: Tensor; v: Tensor } | undefined)[];
+  readonly #slots = new Map<string, CacheSlot>();
   /** Positions cached so far (the next token's position). */
   length = 0;
+  /** Of those, the positions the model's hooks put in front of the caller's tokens (prefix entries, virtual tokens). */
+  virtual = 0;
 
   constructor(readonly numLayers: number) {
     this.#layers = new Array(numLayers).fill(undefined);
@@ -41,19 +50,30 @@ export class KvCache {
     return [next.k, next.v];
   }
 
-  /** Moves the position counter past the T positions the last forward appended. */
-  advance(T: number): void {
+  /** Moves the position counter past the T positions the last forward appended, the first `virtual` of them the hooks'. */
+  advance(T: number, virtual = 0): void {
     this.length += T;
+    this.virtual += virtual;
   }
 
-  /** Drops every cached tensor; the cache starts over at position 0. */
+  /** The state a hook keeps under `key` for this sequence, made by `create` on first use. */
+  slot<S extends CacheSlot>(key: string, create: () => S): S {
+    let s = this.#slots.get(key);
+    if (!s) this.#slots.set(key, s = create());
+    return s as S;
+  }
+
+  /** Drops every cached tensor and slot; the cache starts over at position 0. */
   reset(): void {
     for (const l of this.#layers) {
       l?.k.dispose();
       l?.v.dispose();
     }
     this.#layers.fill(undefined);
+    for (const s of this.#slots.values()) s.dispose();
+    this.#slots.clear();
     this.length = 0;
+    this.virtual = 0;
   }
 
   dispose(): void {

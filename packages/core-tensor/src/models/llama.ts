@@ -13,6 +13,8 @@
  * Shapes: B batch, T new positions, S cached + new positions, C hidden, nh / nkv heads, hd head dim,
  * V vocab, I intermediate. Activations are f32 [B, T, C]; weights may be frozen bf16 / nf4 / fp4 / int8
  * (linear runs the fused dequant-GEMM). Weights loaded from a folder never require grad.
+ * A method's hooks (hooks.ts: virtual tokens, per-layer prefixes, a side-network head) run inside
+ * forward / loss, so callers never branch on the method.
  * Not here: tokenization, generation loops (tasks/), adapters (plugins).
  */
 import { join } from 'node:path';
@@ -23,19 +25,24 @@ import { Embedding } from '../nn/embedding.js';
 import { Linear } from '../nn/linear.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { RMSNorm } from '../nn/rmsnorm.js';
+import { noGrad } from '../autograd/tape.js';
 import { attention } from '../ops/attention.js';
 import { crossEntropy } from '../ops/cross-entropy.js';
 import { add } from '../ops/elementwise.js';
 import type { KernelOptions } from '../ops/kernels.js';
 import { linear } from '../ops/linear.js';
+import { floatDtype } from '../ops/loops.js';
+import { concat } from '../ops/movement.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
+import { copyOf } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { llamaConfig, type LlamaConfig } from './config.js';
+import { applyInputs, checkHeadOutput, checkHooks, fillPrefix, prefixKv, virtualTokens, type ModelHooks } from './hooks.js';
 import { KvCache } from './kv-cache.js';
 import { Rotary } from './rope.js';
-import { tokenBatch, type TokenIds } from './tokens.js';
+import { positionsFor, tokenBatch, type TokenIds } from './tokens.js';
 
 /** A Linear, or whatever an adapter wrapped it in: the same call. */
 export type LinearLike = Module & { forward(x: Tensor, opts?: KernelOptions): Tensor };
@@ -46,7 +53,10 @@ export type EmbeddingLike = Module & { forward(ids: Int32Array, shape?: readonly
 export interface RopeInput { cos: Tensor; sin: Tensor; pos: Int32Array }
 
 export interface ForwardOptions extends KernelOptions {
-  /** Position of each token: [T] (every row) or [B*T]; default past..past+T-1 (past = cached length). */
+  /**
+   * Position of each token: [T] (every row) or [B*T]; default past..past+T-1 (past = cached length).
+   * With hooks these are the caller's positions: the model adds virtualTokens().
+   */
   positions?: ArrayLike<number>;
   /** Generation: attend to (and extend) this cache; needs noGrad(). */
   kvCache?: KvCache;
@@ -87,8 +97,11 @@ export class Attention extends Module {
       await loadLinear(vb.pp('v_proj'), nkv * hd, C, qkvBias), await loadLinear(vb.pp('o_proj'), C, nh * hd, oBias));
   }
 
-  /** x [B, T, C] -> [B, T, C]. With a cache, keys / values of earlier positions come from it. */
-  forward(x: Tensor, rot: RopeInput, cache?: { kv: KvCache; layer: number }, opts?: KernelOptions): Tensor {
+  /**
+   * x [B, T, C] -> [B, T, C]. With a cache, keys / values of earlier positions come from it; without,
+   * a hook's prefix k / v [B, P, nkv, hd] goes in front of the rotated keys (gradients flow into it).
+   */
+  forward(x: Tensor, rot: RopeInput, cache?: { kv: KvCache; layer: number }, opts?: KernelOptions, prefix?: { k: Tensor; v: Tensor }): Tensor {
     const [B, T] = x.shape;
     const { numHeads: nh, numKvHeads: nkv, headDim: hd } = this.config;
     return tidy(() => {
@@ -96,6 +109,7 @@ export class Attention extends Module {
       let k = rope(this.k_proj.forward(x, opts).reshape([B, T, nkv, hd]), rot.cos, rot.sin, rot.pos, opts);
       let v = this.v_proj.forward(x, opts).reshape([B, T, nkv, hd]);
       if (cache) [k, v] = cache.kv.append(cache.layer, k, v); // [B, S, nkv, hd]
+      else if (prefix) [k, v] = [concat([prefix.k, k], 1), concat([prefix.v, v], 1)]; // [B, P + T, nkv, hd]
       const out = attention(q, k, v, opts); // [B, T, nh, hd], scale hd^-0.5, causal over the last T of S
       return this.o_proj.forward(out.reshape([B, T, nh * hd]), opts);
     });
@@ -147,10 +161,10 @@ export class Block extends Module {
   }
 
   /** Pre-norm residual block, x [B, T, C] -> [B, T, C]. */
-  forward(x: Tensor, rot: RopeInput, kv?: KvCache, opts?: KernelOptions): Tensor {
+  forward(x: Tensor, rot: RopeInput, kv?: KvCache, opts?: KernelOptions, prefix?: { k: Tensor; v: Tensor }): Tensor {
     return tidy(() => {
       const cache = kv && { kv, layer: this.index };
-      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x, opts), rot, cache, opts));
+      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x, opts), rot, cache, opts, prefix));
       return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h, opts), opts));
     });
   }
@@ -177,24 +191,23 @@ export class LlamaModel extends Module {
   }
 }
 
-/** Each row's position: given ([T] shared, or [B*T]), or past..past+T-1. */
-function positionsFor(B: number, T: number, past: number, given?: ArrayLike<number>): Int32Array {
-  if (given !== undefined && given.length !== T && given.length !== B * T) {
-    throw new PeftError('E_SHAPE', `${given.length} positions for a [${B}, ${T}] batch (expected ${T} or ${B * T})`);
-  }
-  const pos = new Int32Array(B * T);
-  for (let i = 0; i < pos.length; i++) {
-    const p = given === undefined ? past + (i % T) : given.length === T ? given[i % T] : given[i];
-    if (!Number.isSafeInteger(p) || p < 0) throw new PeftError('E_INPUT', `position ${String(p)} of token ${i} is not a non-negative integer`);
-    pos[i] = p;
-  }
-  return pos;
+/** One run of the stack: hidden [B, added + T, C] over every row (virtual ones first), and their positions. */
+interface Run { hidden: Tensor; states?: Tensor[]; added: number; pos: Int32Array }
+
+/** The output over the caller's rows (the virtual rows in front dropped). */
+function callerRows(run: Run): LlamaOutput {
+  const mine = (t: Tensor) => (run.added > 0 ? t.slice(1, run.added, t.shape[1]) : t);
+  return { hidden: mine(run.hidden), hiddenStates: run.states?.map(mine) };
 }
+
+/** x without its tape history (a copy only when it has one). */
+const detached = (x: Tensor): Tensor => (x.requiresGrad ? copyOf(x) : x);
 
 export class Llama extends Module {
   model: LlamaModel;
   lm_head: LinearLike | undefined;
   readonly rotary: Rotary;
+  #hooks: ModelHooks | undefined;
 
   constructor(readonly config: LlamaConfig, model: LlamaModel, lmHead?: LinearLike) {
     super();
@@ -220,49 +233,92 @@ export class Llama extends Module {
     }
   }
 
-  /** A cache for generation with this model. */
+  /** A cache for generation with this model; with a prefix hook, its first forward starts it with the prefix. */
   newCache(): KvCache {
     return new KvCache(this.config.numLayers);
   }
 
-  /** Token embeddings [B, T, C] (prompt methods prepend to these and call forwardEmbeds). */
+  /** The installed method hooks (hooks.ts), if any. */
+  get hooks(): ModelHooks | undefined {
+    return this.#hooks;
+  }
+
+  /** Installs one method's hooks (its attach / loadAdapter does); disposed with the model. A second method's are refused. */
+  setHooks(hooks: ModelHooks): void {
+    if (this.#hooks) {
+      throw new PeftError('E_INPUT', `${hooks.method} cannot be applied: the model already runs ${this.#hooks.method}'s hooks ` +
+        '(one hooked method at a time, as PEFT does not mix prompt learning with other adapters)');
+    }
+    checkHooks(hooks);
+    this.#hooks = hooks;
+  }
+
+  /** Positions the hooks take in front of the caller's tokens (prefix + virtual tokens): sequence limits add them. */
+  virtualTokens(): number {
+    return virtualTokens(this.#hooks);
+  }
+
+  /** Token embeddings [B, T, C] (what forwardEmbeds and the inputs hook take). */
   embed(inputIds: TokenIds): Tensor {
     const { data, B, T } = tokenBatch(inputIds);
     return this.model.embed_tokens.forward(data, [B, T]);
   }
 
   forward(inputIds: TokenIds, opts: ForwardOptions = {}): LlamaOutput {
-    return tidy(() => this.forwardEmbeds(this.embed(inputIds), opts));
+    return tidy(() => callerRows(this.#run(() => this.embed(inputIds), opts)));
   }
 
-  /** The decoder stack on embeddings x [B, T, C]. */
+  /** The decoder stack (and the hooks) on embeddings x [B, T, C]; outputs cover these T positions. */
   forwardEmbeds(x: Tensor, opts: ForwardOptions = {}): LlamaOutput {
-    const [B, T] = x.shape;
-    const cache = opts.kvCache;
-    const past = cache?.length ?? 0;
-    const window = this.config.slidingWindow;
-    if (window !== null && past + T > window) {
-      throw new PeftError('E_INPUT', `${past + T} positions exceed sliding_window ${window}; sliding-window attention is not supported`);
-    }
-    const pos = positionsFor(B, T, past, opts.positions);
-    const rot = { ...this.rotary.tables(pos.reduce((m, p) => Math.max(m, p), 0) + 1), pos };
+    return tidy(() => callerRows(this.#run(() => x, opts)));
+  }
+
+  /**
+   * Embeddings, the backbone, then the head hook when there is one (a frozen backbone, embedding lookup
+   * included, runs under noGrad on a detached input). A failure resets the cache: it no longer describes one sequence.
+   */
+  #run(input: () => Tensor, opts: ForwardOptions): Run {
+    const hooks = this.#hooks;
+    const head = hooks?.head;
     try {
-      const out = tidy(() => {
-        const states: Tensor[] = [];
-        let h = x;
-        for (const layer of this.model.layers) {
-          if (opts.outputHiddenStates) states.push(h);
-          h = layer.forward(h, rot, cache, opts);
-        }
-        const hidden = this.model.norm.forward(h, opts);
-        return { hidden, hiddenStates: opts.outputHiddenStates ? [...states, hidden] : undefined };
-      });
-      cache?.advance(T);
-      return out;
+      if (!head) return this.#backbone(input(), opts, !!opts.outputHiddenStates);
+      const back = head.frozenBackbone
+        ? noGrad(() => this.#backbone(detached(input()), opts, true))
+        : this.#backbone(input(), opts, true);
+      const hidden = checkHeadOutput(hooks, head.forward(back.states!, { ...opts, positions: back.pos }), back.hidden);
+      return { ...back, hidden, states: opts.outputHiddenStates ? back.states : undefined };
     } catch (e) {
-      cache?.reset(); // some layers may have appended: the cache no longer describes one sequence
+      opts.kvCache?.reset();
       throw e;
     }
+  }
+
+  /** Inputs hook, prefix (in the cache, or per layer without one), the layers and the final norm. */
+  #backbone(x: Tensor, opts: ForwardOptions, wantStates: boolean): Run {
+    const [B, T] = x.shape;
+    const { numKvHeads: nkv, headDim: hd, slidingWindow: window } = this.config;
+    const hooks = this.#hooks;
+    const cache = opts.kvCache;
+    const dtype = floatDtype('forward', x);
+    if (cache && cache.length === 0 && hooks) fillPrefix(cache, hooks, B, nkv, hd, dtype);
+    const { x: first, added } = applyInputs(hooks, x, cache ? cache.length - cache.virtual : 0);
+    const rows = added + T;
+    const start = cache ? cache.length : hooks?.prefix?.length ?? 0; // the position of the first row
+    if (window !== null && start + rows > window) {
+      throw new PeftError('E_INPUT', `${start + rows} positions exceed sliding_window ${window}; sliding-window attention is not supported`);
+    }
+    const pos = positionsFor(B, rows, start, opts.positions, added, this.virtualTokens());
+    const rot = { ...this.rotary.tables(pos.reduce((m, p) => Math.max(m, p), 0) + 1, dtype), pos };
+    const states: Tensor[] = [];
+    let h = first;
+    for (const layer of this.model.layers) {
+      if (wantStates) states.push(h);
+      const prefix = hooks?.prefix && !cache ? prefixKv(hooks, layer.index, B, nkv, hd, dtype) : undefined;
+      h = layer.forward(h, rot, cache, opts, prefix);
+    }
+    const hidden = this.model.norm.forward(h, opts);
+    cache?.advance(rows, added);
+    return { hidden, states: wantStates ? [...states, hidden] : undefined, added, pos };
   }
 
   /** The LM head weight [V, C] (model.embed_tokens.weight when tied). */
@@ -282,24 +338,39 @@ export class Llama extends Module {
 
   /**
    * Mean causal-LM cross-entropy (transformers' ForCausalLMLoss): position t predicts labels[t+1];
-   * labels -100 are ignored. Chunked over the vocabulary: the N x V logits never exist.
+   * labels -100 are ignored. Chunked over the vocabulary: the N x V logits never exist. With virtual
+   * tokens in front, the last of them predicts labels[0], as in PEFT (its labels get N x -100 in front).
    */
   loss(inputIds: TokenIds, labels: TokenIds, opts: ForwardOptions = {}): Tensor {
-    return tidy(() => this.lossFromHidden(this.forward(inputIds, opts).hidden, labels, opts));
+    return tidy(() => {
+      const run = this.#run(() => this.embed(inputIds), opts);
+      const lead = run.added > 0 ? 1 : 0;
+      const hidden = lead ? run.hidden.slice(1, run.added - 1, run.hidden.shape[1]) : run.hidden;
+      return this.#loss(hidden, labels, lead, opts);
+    });
   }
 
-  /** The same loss from final hidden states [B, T, C] (e.g. a side network's). */
+  /** The same loss from final hidden states [B, T, C]. */
   lossFromHidden(hidden: Tensor, labels: TokenIds, opts?: KernelOptions): Tensor {
-    const [B, T] = hidden.shape;
+    return this.#loss(hidden, labels, 0, opts);
+  }
+
+  /** hidden [B, lead + T, C] for labels [B, T]: row r predicts labels[r + 1 - lead]. */
+  #loss(hidden: Tensor, labels: TokenIds, lead: 0 | 1, opts?: KernelOptions): Tensor {
+    const [B, R] = hidden.shape;
     const l = tokenBatch(labels);
-    if (l.B !== B || l.T !== T) throw new PeftError('E_SHAPE', `labels [${l.B}, ${l.T}] do not match hidden [${hidden.shape.join(', ')}]`);
-    const targets = new Int32Array(B * T).fill(-100);
-    for (let b = 0; b < B; b++) targets.set(l.data.subarray(b * T + 1, (b + 1) * T), b * T);
+    if (l.B !== B || l.T + lead !== R) {
+      throw new PeftError('E_SHAPE', `labels [${l.B}, ${l.T}] do not match hidden [${hidden.shape.join(', ')}]${lead ? ' (one virtual row in front)' : ''}`);
+    }
+    const targets = new Int32Array(B * R).fill(-100);
+    for (let b = 0; b < B; b++) targets.set(l.data.subarray(b * l.T + 1 - lead, (b + 1) * l.T), b * R);
     return crossEntropy(hidden, this.lmHeadWeight, targets, { kernels: opts?.kernels, ignoreIndex: -100 });
   }
 
   override dispose(): void {
     super.dispose();
     this.rotary.dispose();
+    this.#hooks?.dispose?.();
+    this.#hooks = undefined;
   }
 }

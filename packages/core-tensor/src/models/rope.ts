@@ -7,12 +7,14 @@
  *   cos[p, i] = cos(f32(p * inv_freq[i])), sin likewise   (emb = cat(freqs, freqs): one half is stored)
  * Every step is rounded to f32 in torch's order (`a / t` is reciprocal(t) * a in torch; scalars are f32).
  * The tables feed the rope op ([maxPos, hd/2]) and grow on demand, so a 128k-context config costs
- * only the positions actually used. Not here: the rotation itself (ops/rope.ts).
+ * only the positions actually used. f64 tables (an f64 model, for gradient checks) hold the same angles'
+ * cos / sin unrounded. Not here: the rotation itself (ops/rope.ts).
  */
 import { PeftError } from '../errors.js';
 import { zeros } from '../tensor/create.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { FloatDtype } from '../tensor/types.js';
 import type { LlamaConfig, RopeScaling } from './config.js';
 
 const f = Math.fround;
@@ -52,11 +54,11 @@ export function ropeInvFreq(cfg: Pick<LlamaConfig, 'ropeTheta' | 'headDim' | 'ro
   return inv; // default, and dynamic NTK below max_position_embeddings
 }
 
-/** cos / sin [rows, hd/2] of positions 0..rows-1: cos(f32(p * inv_freq[i])) rounded to f32. */
-export function ropeTables(invFreq: Float32Array, rows: number): { cos: Tensor; sin: Tensor } {
+/** cos / sin [rows, hd/2] of positions 0..rows-1: cos(f32(p * inv_freq[i])), rounded to f32 in f32 tables. */
+export function ropeTables(invFreq: Float32Array, rows: number, dtype: FloatDtype = 'f32'): { cos: Tensor; sin: Tensor } {
   const half = invFreq.length;
-  const cos = zeros([rows, half]);
-  const sin = zeros([rows, half]);
+  const cos = zeros([rows, half], { dtype });
+  const sin = zeros([rows, half], { dtype });
   const c = cos.data;
   const s = sin.data;
   for (let p = 0; p < rows; p++) {
@@ -70,14 +72,13 @@ export function ropeTables(invFreq: Float32Array, rows: number): { cos: Tensor; 
 }
 
 /**
- * The tables of one model, grown (doubling) to cover the positions asked for. Tensors handed out stay
- * valid while anything uses them: growing replaces the model's handles, and the tape keeps its own.
+ * The tables of one model, grown (doubling) to cover the positions asked for, one set per dtype. Tensors
+ * handed out stay valid while anything uses them: growing replaces the model's handles, and the tape
+ * keeps its own.
  */
 export class Rotary {
   readonly invFreq: Float32Array;
-  #cos: Tensor | undefined;
-  #sin: Tensor | undefined;
-  #rows = 0;
+  readonly #tables = new Map<FloatDtype, { cos: Tensor; sin: Tensor; rows: number }>();
   /** Positions past this are refused (dynamic NTK scaling would change the tables there). */
   readonly #limit: number;
 
@@ -86,27 +87,28 @@ export class Rotary {
     this.#limit = cfg.ropeScaling?.type === 'dynamic' ? cfg.maxPositionEmbeddings : Infinity;
   }
 
-  /** Tables [rows >= positions, hd/2] (f32). */
-  tables(positions: number): { cos: Tensor; sin: Tensor } {
+  /** Tables [rows >= positions, hd/2] of `dtype` (the activations'). */
+  tables(positions: number, dtype: FloatDtype = 'f32'): { cos: Tensor; sin: Tensor } {
     if (positions > this.#limit) {
       throw new PeftError('E_INPUT', `position ${positions - 1} is past max_position_embeddings (${this.#limit}): ` +
         'dynamic NTK rope scaling is only supported within it');
     }
-    if (positions > this.#rows || !this.#cos || !this.#sin) {
-      const rows = Math.min(this.#limit, Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(positions, 1)))));
-      this.dispose();
-      const t = ropeTables(this.invFreq, rows);
-      this.#cos = keep(t.cos);
-      this.#sin = keep(t.sin);
-      this.#rows = rows;
-    }
-    return { cos: this.#cos, sin: this.#sin! };
+    const have = this.#tables.get(dtype);
+    if (have && positions <= have.rows) return have;
+    const rows = Math.min(this.#limit, Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(positions, 1)))));
+    have?.cos.dispose();
+    have?.sin.dispose();
+    const t = ropeTables(this.invFreq, rows, dtype);
+    const next = { cos: keep(t.cos), sin: keep(t.sin), rows };
+    this.#tables.set(dtype, next);
+    return next;
   }
 
   dispose(): void {
-    this.#cos?.dispose();
-    this.#sin?.dispose();
-    this.#cos = this.#sin = undefined;
-    this.#rows = 0;
+    for (const t of this.#tables.values()) {
+      t.cos.dispose();
+      t.sin.dispose();
+    }
+    this.#tables.clear();
   }
 }

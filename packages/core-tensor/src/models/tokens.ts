@@ -1,6 +1,7 @@
 /**
  * Token batches as the models take them: one sequence (an Int32Array), equal-length rows, or a flat
- * row-major buffer with its [B, T] shape (what a data loader produces without copying).
+ * row-major buffer with its [B, T] shape (what a data loader produces without copying); and the
+ * position of each row a forward runs.
  */
 import { PeftError } from '../errors.js';
 
@@ -27,4 +28,27 @@ export function tokenBatch(ids: TokenIds): { data: Int32Array; B: number; T: num
     }
   });
   return { data, B: rows.length, T };
+}
+
+/**
+ * Each row's position, for rows = lead virtual rows + n caller rows: past + i, or for caller rows the
+ * given position ([n] shared, or [B*n]) + shift.
+ */
+export function positionsFor(B: number, rows: number, past: number, given?: ArrayLike<number>, lead = 0, shift = 0): Int32Array {
+  const n = rows - lead;
+  if (given !== undefined && given.length !== n && given.length !== B * n) {
+    throw new PeftError('E_SHAPE', `${given.length} positions for a [${B}, ${n}] batch (expected ${n} or ${B * n})`);
+  }
+  const pos = new Int32Array(B * rows);
+  for (let i = 0; i < pos.length; i++) {
+    const [b, t] = [Math.floor(i / rows), (i % rows) - lead];
+    if (given === undefined || t < 0) {
+      pos[i] = past + (i % rows);
+      continue;
+    }
+    const p = given.length === n ? given[t] : given[b * n + t];
+    if (!Number.isSafeInteger(p) || p < 0) throw new PeftError('E_INPUT', `position ${String(p)} of token ${b * n + t} is not a non-negative integer`);
+    pos[i] = p + shift;
+  }
+  return pos;
 }
