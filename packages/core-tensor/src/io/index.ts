@@ -17,5 +17,6 @@ export type { HfConfig, LlamaDims, LlamaModelType, ShapeSource } from './hf-conf
 export { withAtomicOutput, copyAuxFiles, type AtomicOptions } from './atomic.js';
 export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
 export { VarBuilder, DEFAULT_INIT, type FolderOptions, type Init, type WeightSource } from './var-builder.js';
-export { readJsonObject } from './json-file.js';
+export { readJsonObject, parseJsonObject } from './json-file.js';
+export { openRegularFile, readRegularFile, readTextFile, isLfsPointer, LFS_POINTER_PREFIX } from './regular-file.js';
 export * from './peft-adapter.js';
