@@ -12,7 +12,7 @@ export { ShardedWriter, DEFAULT_MAX_SHARD_BYTES, shardFileName } from './sharded
 export type { ShardedWriterOptions, ShardedResult } from './sharded-writer.js';
 export { ModelFolder, openModelFolder, isModelFolder, isAuxFile, SINGLE_WEIGHTS, WEIGHTS_INDEX } from './model-folder.js';
 export type { ModelTensorInfo } from './model-folder.js';
-export { readHfConfig, llamaDims, llamaShapes, checkLlamaShapes, LLAMA_FAMILY } from './hf-config.js';
+export { readHfConfig, llamaDims, llamaShapes, checkLlamaShapes, checkConfigTensors, LLAMA_FAMILY } from './hf-config.js';
 export type { HfConfig, LlamaDims, LlamaModelType, ShapeSource } from './hf-config.js';
 export { withAtomicOutput, copyAuxFiles, type AtomicOptions } from './atomic.js';
 export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
