@@ -19,4 +19,5 @@ export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
 export { VarBuilder, DEFAULT_INIT, type FolderOptions, type Init, type WeightSource } from './var-builder.js';
 export { readJsonObject, parseJsonObject } from './json-file.js';
 export { openRegularFile, readRegularFile, readTextFile, isLfsPointer, LFS_POINTER_PREFIX } from './regular-file.js';
+export { parseYaml, parseYamlMapping, MAX_YAML_ALIASES } from './yaml-file.js';
 export * from './peft-adapter.js';
