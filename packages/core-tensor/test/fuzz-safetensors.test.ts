@@ -8,7 +8,9 @@ import { PeftError } from '../src/errors.js';
 import { headerLength, parseHeader, SafetensorsFile, serializeSafetensors } from '../src/io/index.js';
 
 // Mutated safetensors files must either parse and read consistently or fail with PeftError E_FORMAT:
-// never another exception, never a hang, never a read outside the file.
+// never another exception, never a hang, never a read outside the file. Besides byte damage, the
+// structure-aware mutations below edit what sizes allocations (shapes, dtype sizes, offsets, the
+// tensor count, the header length), and each case is bounded in time and memory (asserted).
 
 let dir: string;
 beforeAll(async () => {
@@ -140,6 +142,78 @@ function mutate(seed: Uint8Array, m: Mutation): Uint8Array {
   }
 }
 
+const huge = fc.constantFrom(2 ** 20, 2 ** 31, 2 ** 32, 2 ** 40, 2 ** 53 - 1, 1e15);
+
+/** Edits of the fields that size allocations, each made consistent where it can be (so some files stay valid). */
+const structural = fc.oneof(
+  // a dimension set huge, the offsets left (invalid) or stretched to match (valid header, data missing)
+  fc.record({ kind: fc.constant('hugeDim' as const), t: fc.nat(), v: huge, stretch: fc.boolean() }),
+  // a thousand-dimensional shape of ones or twos
+  fc.record({ kind: fc.constant('rank' as const), t: fc.nat(), dims: fc.constantFrom(64, 1000, 10_000), two: fc.boolean() }),
+  // the dtype changed: a size-preserving reshape keeps the file valid, otherwise the span disagrees
+  fc.record({ kind: fc.constant('dtypeSize' as const), t: fc.nat(), dtype: fc.constantFrom(...(Object.keys(DTYPE_SIZES) as Dtype[])), reshape: fc.boolean() }),
+  // every offset shifted by d (a hole at the start or a span past the end)
+  fc.record({ kind: fc.constant('shiftAll' as const), d: fc.oneof(fc.integer({ min: -8, max: 8 }), huge) }),
+  // many zero-length tensors at the end of the data section (valid) or pointing past it
+  fc.record({ kind: fc.constant('many' as const), count: fc.constantFrom(100, 2_000, 20_000), past: fc.boolean() }),
+  // the header padded with whitespace (valid up to the 100 MB header limit)
+  fc.record({ kind: fc.constant('pad' as const), bytes: fc.constantFrom(1 << 10, 8 << 20) }),
+);
+type Structural = typeof structural extends fc.Arbitrary<infer T> ? T : never;
+
+const tensorEntries = (json: Record<string, unknown>) =>
+  Object.entries(json).filter(([k, v]) => k !== '__metadata__' && v !== null && typeof v === 'object' && !Array.isArray(v)) as [string, Record<string, any>][];
+
+/** Applies `e` to the header JSON in place; returns the whitespace padding it asks for. */
+function applyStructural(json: Record<string, unknown>, e: Structural): number {
+  const entries = tensorEntries(json);
+  const end = Math.max(0, ...entries.map(([, v]) => (Array.isArray(v.data_offsets) ? Number(v.data_offsets[1]) || 0 : 0)));
+  const pick = (t: number) => entries[t % entries.length]?.[1];
+  switch (e.kind) {
+    case 'hugeDim': {
+      const v = pick(e.t);
+      if (!v || !Array.isArray(v.shape)) return 0;
+      v.shape = v.shape.length ? [e.v, ...v.shape.slice(1)] : [e.v];
+      if (e.stretch && Array.isArray(v.data_offsets)) v.data_offsets = [v.data_offsets[0], v.data_offsets[0] + numel(v.shape) * (DTYPE_SIZES[v.dtype as Dtype] ?? 1)];
+      return 0;
+    }
+    case 'rank': {
+      const v = pick(e.t);
+      if (v) v.shape = Array.from({ length: e.dims }, () => (e.two ? 2 : 1));
+      return 0;
+    }
+    case 'dtypeSize': {
+      const v = pick(e.t);
+      if (!v || !Array.isArray(v.data_offsets)) return 0;
+      const bytes = v.data_offsets[1] - v.data_offsets[0];
+      v.dtype = e.dtype;
+      if (e.reshape && bytes % DTYPE_SIZES[e.dtype] === 0) v.shape = [bytes / DTYPE_SIZES[e.dtype]];
+      return 0;
+    }
+    case 'shiftAll':
+      for (const [, v] of entries) if (Array.isArray(v.data_offsets)) v.data_offsets = v.data_offsets.map((o: number) => o + e.d);
+      return 0;
+    case 'many':
+      for (let i = 0; i < e.count; i++) json[`zz.${i}`] = { dtype: 'F32', shape: [0], data_offsets: e.past ? [end + i, end + i] : [end, end] };
+      return 0;
+    case 'pad':
+      return e.bytes;
+  }
+}
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** The same file with `extra` spaces appended to its header (the length prefix grows to match). */
+function withPadding(bytes: Uint8Array, extra: number): Uint8Array {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const out = new Uint8Array(bytes.length + extra);
+  out.set(bytes.subarray(0, 8 + n));
+  out.fill(0x20, 8 + n, 8 + n + extra);
+  out.set(bytes.subarray(8 + n), 8 + n + extra);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n + extra), true);
+  return out;
+}
+
 /** Parse in memory; the same verdict must come from the file path. */
 function parseInMemory(bytes: Uint8Array) {
   const n = headerLength(bytes.subarray(0, 8), bytes.length, 'mem');
@@ -208,6 +282,27 @@ describe('fuzzed safetensors', () => {
     expect(accepted).toBeGreaterThan(50);
     expect(accepted).toBeLessThan(runs - 500);
     expect(performance.now() - t0).toBeLessThan(20_000);
+  });
+
+  it('structure-aware mutations (huge shapes, dtype sizes, offsets, many tensors) are bounded in time and memory', async () => {
+    const rss0 = process.resourceUsage().maxRSS / 1024;
+    let accepted = 0, slowest = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.nat(SEEDS.length - 1), fc.array(structural, { minLength: 1, maxLength: 3 }), async (s, edits) => {
+        const { json, data } = splitFile(SEEDS[s]);
+        let extra = 0;
+        for (const e of edits) extra = Math.max(extra, applyStructural(json, e));
+        const bytes = joinFile(json, data);
+        const t0 = performance.now();
+        if (await check(extra ? withPadding(bytes, extra) : bytes)) accepted++;
+        slowest = Math.max(slowest, performance.now() - t0);
+      }),
+      { seed: 20240918, numRuns: 200 },
+    );
+    expect(accepted, 'some structural edits keep the file valid').toBeGreaterThan(20);
+    expect(slowest, 'slowest case (ms)').toBeLessThan(3000);
+    // A case that allocated what a hostile shape claims would add gigabytes to the peak.
+    expect(process.resourceUsage().maxRSS / 1024 - rss0, 'peak RSS growth (MiB)').toBeLessThan(400);
   });
 
   it('the order of keys in the header JSON does not matter', async () => {

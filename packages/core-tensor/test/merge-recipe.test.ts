@@ -93,8 +93,8 @@ describe('parseMergeRecipe', () => {
     expect(msg(`merge_method: ties\n${models}dtype: int4\n`)).toMatch(/unsupported dtype "int4"/);
     expect(msg(models)).toMatch(/merge_method is required/);
     expect(msg('merge_method: ties\nmodels: []\n')).toMatch(/models must be a non-empty list/);
-    expect(msg('merge_method: [unclosed\n')).toMatch(/^r.yml: not a valid YAML recipe/);
-    expect(msg(`merge_method: ties\nmerge_method: linear\n${models}`)).toMatch(/not a valid YAML recipe/); // duplicate key
+    expect(msg('merge_method: [unclosed\n')).toMatch(/^r.yml:\d+: not valid YAML/);
+    expect(msg(`merge_method: ties\nmerge_method: linear\n${models}`)).toMatch(/^r.yml:2: not valid YAML: Map keys must be unique/); // duplicate key
     expect(refusal(() => parseMergeRecipe(`merge_method: ties\n${models}slices: []\n`, 'r.yml')).exitCode).toBe(2);
   });
 });

@@ -187,7 +187,7 @@ describe('names, shapes and sources', () => {
     await fsp.writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, intermediate_size: 96 }));
     const err = await Llama.fromFolder(dir).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'E_SHAPE', exitCode: 2 });
-    expect(String((err as Error).message)).toMatch(/model\.safetensors: tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[128, 64\], the model expects \[96, 64\]/);
+    expect(String((err as Error).message)).toMatch(/model\.safetensors: tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[128, 64\] but config\.json implies \[96, 64\]/);
   });
 
   it('an init VarBuilder builds a fresh trainable model with every checkpoint key', async () => {

@@ -25,6 +25,7 @@ export default class Compress extends PeftCommand {
     decompress: Flags.boolean({ description: 'turn a compressed container back into a PEFT folder' }),
     density: Flags.string({ description: 'fraction of values kept, in (0, 1] [default: 0.1]' }),
     force: Flags.boolean({ description: 'replace --out if it exists' }),
+    'max-elements': Flags.integer({ description: 'with --decompress: refuse an adapter container that decodes to more values [default: 268435456 = 2^28]', min: 1 }),
     method: Flags.string({ description: 'compressor from `peft methods`', default: 'compeft' }),
     out: Flags.string({ char: 'o', description: 'output folder', required: true }),
   };
@@ -34,7 +35,9 @@ export default class Compress extends PeftCommand {
     const core = await import('@peft/core-tensor');
     const registry = await loadRegistry(this.config);
     if (flags.decompress) {
-      const r = await core.decompressAdapter({ input: args.input, out: flags.out, base: flags.base, force: flags.force }, registry);
+      const r = await core.decompressAdapter({
+        input: args.input, out: flags.out, base: flags.base, force: flags.force, maxElements: flags['max-elements'],
+      }, registry);
       if (!this.jsonEnabled()) this.log(`wrote ${r.out}: ${r.tensors} tensors, ${count(r.params)} parameters (${count(r.kept)} nonzero, ${r.method})`);
       return r;
     }

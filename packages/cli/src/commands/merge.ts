@@ -81,7 +81,7 @@ export default class Merge extends PeftCommand {
     if (args.input && !recipe) throw fail(`${args.input}: give a .yml/.yaml recipe, or adapters (--adapter) to fold into this base`);
     if (recipe && (models.length || f.method || f.base)) throw fail('give either a recipe or --method/--base/--model flags, not both');
     const plan = recipe
-      ? core.parseMergeRecipe(await readText(args.input!, core), args.input!)
+      ? await core.readMergeRecipe(args.input!)
       : core.planFromFlags({ method: f.method ?? (() => { throw fail('missing --method (or a recipe file)'); })(), base: f.base,
         models: models.map((path, i) => ({ path, params: perInput[i] })), params: global });
     if (f.check) {
@@ -102,11 +102,4 @@ export default class Merge extends PeftCommand {
     ]));
     return r;
   }
-}
-
-async function readText(file: string, core: typeof import('@peft/core-tensor')): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  return readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw core.inputError(e.code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_INPUT', e.code === 'ENOENT' ? 'no such recipe file' : e.message, file);
-  });
 }

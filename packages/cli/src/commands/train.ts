@@ -1,10 +1,10 @@
 import { Args, Flags } from '@oclif/core';
+import type { TrainRecipe, TrainRecipeKey } from '@peft/core-tensor';
 import { PeftCommand } from '../base-command.js';
 import { bytes, count, table } from '../format.js';
 import { numberFlag } from '../numbers.js';
 import { loadRegistry } from '../registry.js';
 import { progressPrinter } from '../train-progress.js';
-import { readRecipe, type Recipe } from '../train-recipe.js';
 
 export default class Train extends PeftCommand {
   static override summary = 'Fine-tune a model with an adapter method (LoRA by default; QLoRA on a folder written by `peft quantize`).';
@@ -52,8 +52,8 @@ export default class Train extends PeftCommand {
   public async run() {
     const { args, flags: f } = await this.parse(Train);
     const core = await import('@peft/core-tensor');
-    const r: Recipe = f.recipe ? await readRecipe(f.recipe) : {};
-    const pick = <T>(flag: T | undefined, key: keyof Recipe, fallback?: T): T | undefined => (flag ?? (r[key] as T | undefined) ?? fallback);
+    const r: TrainRecipe = f.recipe ? await core.readTrainRecipe(f.recipe) : {};
+    const pick = <T>(flag: T | undefined, key: TrainRecipeKey, fallback?: T): T | undefined => (flag ?? (r[key] as T | undefined) ?? fallback);
     const data = pick(f.data, 'data');
     const out = pick(f.out, 'out');
     if (!data) throw new core.PeftError('E_INPUT', 'missing --data (or `data:` in the recipe)');

@@ -12,10 +12,12 @@ export { ShardedWriter, DEFAULT_MAX_SHARD_BYTES, shardFileName } from './sharded
 export type { ShardedWriterOptions, ShardedResult } from './sharded-writer.js';
 export { ModelFolder, openModelFolder, isModelFolder, isAuxFile, SINGLE_WEIGHTS, WEIGHTS_INDEX } from './model-folder.js';
 export type { ModelTensorInfo } from './model-folder.js';
-export { readHfConfig, llamaDims, llamaShapes, checkLlamaShapes, LLAMA_FAMILY } from './hf-config.js';
+export { readHfConfig, llamaDims, llamaShapes, checkLlamaShapes, checkConfigTensors, LLAMA_FAMILY } from './hf-config.js';
 export type { HfConfig, LlamaDims, LlamaModelType, ShapeSource } from './hf-config.js';
 export { withAtomicOutput, copyAuxFiles, type AtomicOptions } from './atomic.js';
 export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
 export { VarBuilder, DEFAULT_INIT, type FolderOptions, type Init, type WeightSource } from './var-builder.js';
-export { readJsonObject } from './json-file.js';
+export { readJsonObject, parseJsonObject } from './json-file.js';
+export { openRegularFile, readRegularFile, readTextFile, isLfsPointer, LFS_POINTER_PREFIX } from './regular-file.js';
+export { parseYaml, parseYamlMapping, MAX_YAML_ALIASES } from './yaml-file.js';
 export * from './peft-adapter.js';

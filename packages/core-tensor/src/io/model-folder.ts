@@ -6,13 +6,16 @@
  * before any work; tensor bytes are read lazily.
  * Files a model carries besides weights (tokenizer, generation config, chat template, ...) are
  * listed in `auxFiles` so writers can copy them.
- * Not here: pickle checkpoints (*.bin, *.pt), which are never read; shape checks (hf-config.ts).
+ * config.json is checked against the tensors at open (hf-config.ts checkConfigTensors), so every command
+ * that reads a model refuses one whose config claims layers or shapes its weights do not have.
+ * Not here: pickle checkpoints (*.bin, *.pt), which are never read; the shape rules (hf-config.ts).
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { inputError, PeftError } from '../errors.js';
 import type { Dtype, RawTensor } from '../dtype.js';
-import { readHfConfig, type HfConfig } from './hf-config.js';
+import { checkConfigTensors, readHfConfig, type HfConfig } from './hf-config.js';
+import { readJsonObject } from './json-file.js';
 import { fsError, SafetensorsFile, type TensorInfo } from './safetensors-reader.js';
 
 export const SINGLE_WEIGHTS = 'model.safetensors';
@@ -58,13 +61,7 @@ async function locateWeights(dir: string, entries: string[]): Promise<{ files: s
 
 async function readIndex(dir: string, entries: string[]): Promise<{ files: string[]; weightMap: Map<string, string> }> {
   const path = join(dir, WEIGHTS_INDEX);
-  let json: unknown;
-  try {
-    json = JSON.parse(await fsp.readFile(path, 'utf8'));
-  } catch (e) {
-    throw e instanceof SyntaxError ? inputError('E_FORMAT', `not valid JSON (${e.message.split('\n')[0]})`, path) : fsError(e, path, 'reading');
-  }
-  const wm = (json as { weight_map?: unknown } | null)?.weight_map;
+  const wm = (await readJsonObject(path)).weight_map;
   if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) throw inputError('E_FORMAT', 'weight_map is missing or not an object', path);
   const weightMap = new Map<string, string>();
   for (const [name, file] of Object.entries(wm)) {
@@ -115,7 +112,10 @@ export class ModelFolder {
     try {
       for (const f of files) opened.set(f, await SafetensorsFile.open(join(dir, f)));
       const placed = placeTensors(dir, opened, weightMap);
-      return new ModelFolder(dir, config, opened, placed, entries.filter(isAuxFile));
+      const folder = new ModelFolder(dir, config, opened, placed, entries.filter(isAuxFile));
+      // Before any work: a config.json claiming 10^7 layers (or other shapes) for these weights is refused here.
+      checkConfigTensors(config, folder, join(dir, 'config.json'));
+      return folder;
     } catch (e) {
       await Promise.all([...opened.values()].map((f) => f.close().catch(() => {})));
       throw e;

@@ -4,12 +4,13 @@
  * positional reads on one FileHandle, so a 10 GB file costs a few KB until used.
  * Not here: memory mapping (Node has none), dtype conversion, sharded folders (model-folder.ts).
  */
-import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { inputError, PeftError } from '../errors.js';
+import { fsError, isLfsPointer, lfsPointerError, LFS_POINTER_PREFIX, openRegularFile } from './regular-file.js';
 import { headerLength, MAX_HEADER_BYTES, parseHeader, type TensorInfo } from './safetensors-header.js';
 
 export type { TensorInfo } from './safetensors-header.js';
+export { fsError } from './regular-file.js';
 
 export interface OpenOptions {
   /** Refuse headers larger than this (default 100 MB, the crate's limit). */
@@ -18,14 +19,6 @@ export interface OpenOptions {
 
 /** A single read() call moves at most 2 GiB - 1 on Linux; larger tensors are read in pieces. */
 const MAX_READ = 0x7fff_f000;
-
-/** Maps a Node fs error to our error codes (missing file -> E_NOT_FOUND, the rest -> E_IO). */
-export function fsError(e: unknown, path: string, doing: string): PeftError {
-  const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return inputError('E_NOT_FOUND', 'no such file', path);
-  if (code === 'EACCES' || code === 'EPERM') return inputError('E_IO', `permission denied while ${doing}`, path);
-  return inputError('E_IO', `${doing} failed: ${(e as Error)?.message ?? String(e)}`, path);
-}
 
 /** Reads exactly `length` bytes at `position` into `dest`; a short file means it changed under us. */
 async function readFully(fh: FileHandle, dest: Uint8Array, position: number, path: string): Promise<void> {
@@ -65,22 +58,17 @@ export class SafetensorsFile {
   }
 
   static async open(path: string, opts: OpenOptions = {}): Promise<SafetensorsFile> {
-    let fh: FileHandle;
+    // A FIFO or device is refused before any read: reading one could block or never end.
+    const { fh, size } = await openRegularFile(path);
     try {
-      fh = await fsp.open(path, 'r');
-    } catch (e) {
-      throw fsError(e, path, 'opening');
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw inputError('E_FORMAT', 'not a regular file', path);
-      const prefix = new Uint8Array(8);
-      if (st.size >= 8) await readFully(fh, prefix, 0, path);
-      const n = headerLength(prefix, st.size, path, opts.maxHeaderBytes ?? MAX_HEADER_BYTES);
+      const head = new Uint8Array(Math.min(size, LFS_POINTER_PREFIX.length));
+      await readFully(fh, head, 0, path);
+      if (isLfsPointer(head)) throw lfsPointerError(path);
+      const n = headerLength(head.subarray(0, 8), size, path, opts.maxHeaderBytes ?? MAX_HEADER_BYTES);
       const json = new Uint8Array(n);
       await readFully(fh, json, 8, path);
-      const h = parseHeader(json, st.size, path);
-      return new SafetensorsFile(path, fh, st.size, h.dataStart, h.metadata, h.tensors);
+      const h = parseHeader(json, size, path);
+      return new SafetensorsFile(path, fh, size, h.dataStart, h.metadata, h.tensors);
     } catch (e) {
       await fh.close().catch(() => {});
       throw e instanceof PeftError ? e : fsError(e, path, 'reading the header');

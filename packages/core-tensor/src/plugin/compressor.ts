@@ -29,7 +29,10 @@ export interface CompressedUpdate {
   /** JSON-serialisable fields the method needs to decode the payload (scales, code parameters, counts). */
   codec: Record<string, unknown>;
   payload: Uint8Array;
-  /** Values actually stored (kept nonzeros), for the report. */
+  /**
+   * Values actually stored (kept nonzeros), for the report. Each costs at least one payload bit: the
+   * container refuses a header whose kept count exceeds 8 x payload bytes before anything is decoded.
+   */
   kept: number;
   /** Bits per parameter a perfect code of what was kept would need (the entropy bound), for the report. */
   boundBits: number;

@@ -5,6 +5,7 @@
  * arrive as strings; values from recipes/JSON arrive typed. Both go through the same coercion.
  */
 import { PeftError } from '../errors.js';
+import { isReservedKey, reservedKeyError } from '../reserved-keys.js';
 
 export type OptionSpec =
   | { type: 'integer' | 'number'; description: string; default?: number; min?: number; max?: number; powerOfTwo?: boolean }
@@ -82,6 +83,7 @@ function coerce(owner: string, key: string, spec: OptionSpec, raw: unknown): Opt
 export function resolveOptions(owner: string, schema: OptionsSchema, given: Record<string, unknown>): ResolvedOptions {
   const out: ResolvedOptions = {};
   for (const key of Object.keys(given)) {
+    if (isReservedKey(key)) throw reservedKeyError(key, owner);
     if (!Object.prototype.hasOwnProperty.call(schema, key)) {
       const valid = Object.keys(schema);
       throw new PeftError('E_INPUT', `${owner}: unknown option "${key}" (valid: ${valid.length ? valid.join(', ') : 'none'})`);
@@ -94,13 +96,18 @@ export function resolveOptions(owner: string, schema: OptionsSchema, given: Reco
   return out;
 }
 
-/** Parse repeated `key=value` strings (from `--set`) into a map; a malformed pair is exit 2. */
+/**
+ * Parse repeated `key=value` strings (from `--set`) into a map; a malformed pair or a reserved key
+ * (`__proto__=...` would set the map's prototype, not an option) is exit 2.
+ */
 export function parseSetPairs(pairs: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of pairs) {
     const eq = p.indexOf('=');
     if (eq <= 0) throw new PeftError('E_INPUT', `--set expects key=value, got "${p}"`);
-    out[p.slice(0, eq).trim()] = p.slice(eq + 1).trim();
+    const key = p.slice(0, eq).trim();
+    if (isReservedKey(key)) throw reservedKeyError(key, '--set');
+    out[key] = p.slice(eq + 1).trim();
   }
   return out;
 }

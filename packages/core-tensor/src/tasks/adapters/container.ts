@@ -24,16 +24,35 @@
  *   tensors                  [[name, dtype, shape], ...] in the coded (sorted) order
  *   params, kept             update values coded, values stored
  *   codec                    the compressor's own fields (scales, Rice parameter, section sizes)
+ *
+ * Limits (a hostile 243-byte file must not make us allocate gigabytes), checked before allocating:
+ *   - the header inflates to at most MAX_CONTAINER_HEADER_BYTES (inflate stops there);
+ *   - it lists at most MAX_CONTAINER_TENSORS tensors;
+ *   - kept <= 8 * P: every compressor spends at least one payload bit per kept value (ComPEFT: a
+ *     Rice codeword of >= 1 bit plus a sign bit; sparsify: >= 1 + 16 bits), so a payload cannot code
+ *     more values than it has bits;
+ *   - the dense values decoded (params) are bounded where they are allocated: decompress.ts
+ *     (DEFAULT_MAX_DECODED_ELEMENTS for adapters, `--max-elements` raises it; a model delta by its base).
+ * encodeContainer refuses to write what decodeContainer would refuse.
  * Not here: the payload's coding (the compressor), files and folders (compress.ts).
  */
 import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { isDtype, numel } from '../../dtype.js';
-import { inputError } from '../../errors.js';
+import { inputError, PeftError } from '../../errors.js';
+import { parseJsonObject } from '../../io/json-file.js';
+import { isLfsPointer, lfsPointerError } from '../../io/regular-file.js';
 import type { CompressTensor } from '../../plugin/compressor.js';
 
 export const CONTAINER_MAGIC = 'PFTZ';
 export const CONTAINER_VERSION = 1;
 export const CONTAINER_PREFIX_BYTES = 20;
+
+/** Inflated header JSON, at most (16 MiB: ~100 bytes a tensor entry leaves room for 100k tensors and the config). */
+export const MAX_CONTAINER_HEADER_BYTES = 16 * 1024 * 1024;
+/** Tensors one container may list (a 70B-parameter model has about 1,000; an all-linear LoRA of it about 1,100). */
+export const MAX_CONTAINER_TENSORS = 100_000;
+
+const mib = (n: number) => `${n / (1024 * 1024)} MiB`;
 
 export type ContainerKind = 'adapter' | 'model-delta';
 
@@ -52,8 +71,11 @@ export interface ContainerHeader {
 /** The container's bytes. */
 export function encodeContainer(header: ContainerHeader, payload: Uint8Array): Uint8Array {
   const { tensors, ...rest } = header;
-  const json = JSON.stringify({ ...rest, tensors: tensors.map((t) => [t.name, t.dtype, t.shape]) });
-  const h = deflateRawSync(Buffer.from(json, 'utf8'), { level: 9 });
+  const json = Buffer.from(JSON.stringify({ ...rest, tensors: tensors.map((t) => [t.name, t.dtype, t.shape]) }), 'utf8');
+  if (tensors.length > MAX_CONTAINER_TENSORS) throw inputError('E_INPUT', `${tensors.length} tensors are more than a container holds (${MAX_CONTAINER_TENSORS})`);
+  if (json.length > MAX_CONTAINER_HEADER_BYTES) throw inputError('E_INPUT', `the container header would be ${json.length} bytes, above its ${mib(MAX_CONTAINER_HEADER_BYTES)} limit`);
+  if (header.kept > 8 * payload.length) throw new PeftError('E_RUNTIME', `compressor ${header.method}: ${header.kept} kept values in ${payload.length} payload bytes (less than a bit each)`);
+  const h = deflateRawSync(json, { level: 9 });
   if (h.length > 0xffffffff || payload.length > 0xffffffff) throw inputError('E_INPUT', 'the compressed update exceeds the container\'s 4 GiB section limit');
   const out = new Uint8Array(CONTAINER_PREFIX_BYTES + h.length + payload.length);
   const view = new DataView(out.buffer);
@@ -76,6 +98,7 @@ export function hasContainerMagic(bytes: Uint8Array): boolean {
 /** Header and payload of a container; anything inconsistent is E_FORMAT naming `file`. */
 export function decodeContainer(bytes: Uint8Array, file: string): { header: ContainerHeader; payload: Uint8Array } {
   const bad = (what: string) => inputError('E_FORMAT', `not a valid compressed container: ${what}`, file);
+  if (isLfsPointer(bytes)) throw lfsPointerError(file);
   if (!hasContainerMagic(bytes)) throw bad(`bad magic (expected "${CONTAINER_MAGIC}")`);
   if (bytes.length < CONTAINER_PREFIX_BYTES) throw bad(`truncated (${bytes.length} bytes)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -87,14 +110,26 @@ export function decodeContainer(bytes: Uint8Array, file: string): { header: Cont
   const want = CONTAINER_PREFIX_BYTES + h + p;
   if (bytes.length !== want) throw bad(`${bytes.length} bytes, the prefix announces ${want} (truncated or extended)`);
   if (crc32(bytes.subarray(CONTAINER_PREFIX_BYTES)) !== view.getUint32(16, true)) throw bad('checksum mismatch (the file is corrupted)');
-  let json: unknown;
+  const header = checkHeader(inflateHeader(bytes.subarray(CONTAINER_PREFIX_BYTES, CONTAINER_PREFIX_BYTES + h), file, bad), bad);
+  if (header.kept > 8 * p) throw bad(`the header says ${header.kept} values were kept, more than a ${p}-byte payload can code (one value per bit at most)`);
+  return { header, payload: bytes.subarray(CONTAINER_PREFIX_BYTES + h) };
+}
+
+/** The header JSON, inflated to at most MAX_CONTAINER_HEADER_BYTES (a deflated 300 MB of spaces stops there). */
+function inflateHeader(deflated: Uint8Array, file: string, bad: (w: string) => Error): unknown {
+  let text: string;
   try {
-    json = JSON.parse(inflateRawSync(bytes.subarray(CONTAINER_PREFIX_BYTES, CONTAINER_PREFIX_BYTES + h)).toString('utf8'));
-  } catch {
+    text = inflateRawSync(deflated, { maxOutputLength: MAX_CONTAINER_HEADER_BYTES }).toString('utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bad(`the header inflates past the ${mib(MAX_CONTAINER_HEADER_BYTES)} limit`);
     throw bad('the header does not decode');
   }
-  const header = checkHeader(json, bad);
-  return { header, payload: bytes.subarray(CONTAINER_PREFIX_BYTES + h) };
+  try {
+    return parseJsonObject(text, file);
+  } catch (e) {
+    if ((e as PeftError).code === 'E_INPUT') throw e; // a reserved key (__proto__, ...) named as such
+    throw bad('the header does not decode');
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -115,6 +150,7 @@ function checkHeader(json: unknown, bad: (w: string) => Error): ContainerHeader 
   if (typeof method !== 'string' || !isObject(options) || !isObject(config) || !isObject(codec)) throw bad('the header lacks method/options/config/codec');
   if (kind !== 'adapter' && kind !== 'model-delta') throw bad(`unknown kind ${JSON.stringify(kind)}`);
   if (!Array.isArray(tensors)) throw bad('the header has no tensor list');
+  if (tensors.length > MAX_CONTAINER_TENSORS) throw bad(`the header lists ${tensors.length} tensors, above the limit of ${MAX_CONTAINER_TENSORS}`);
   const list = tensors.map((t) => checkTensor(t, bad));
   if (!isCount(params) || !isCount(kept) || kept > params) throw bad('params/kept are not counts with kept <= params');
   const total = list.reduce((s, t) => s + numel(t.shape), 0);

@@ -5,20 +5,24 @@
  *   tensors in f32 by default (exact: the decoded values are f32) or their original dtype;
  * - a model-delta container + `base` -> a model folder with W = base + decoded delta, in each
  *   tensor's original dtype by default, with the base's tokenizer / aux files.
- * A corrupted container fails (E_FORMAT, one line) before anything is written.
+ * A corrupted container fails (E_FORMAT, one line) before anything is written, and a hostile one before
+ * anything is allocated: container.ts bounds the header, the tensor count and the kept values by the
+ * payload's bits; here the dense values an adapter decodes to are bounded by `maxElements`
+ * (DEFAULT_MAX_DECODED_ELEMENTS, `--max-elements`), a model delta's by its base (shapes checked first).
  * Also `describeCompressed`, what `peft inspect` shows for a container.
  * Not here: the payload's decoding (the compressor named in the header).
  */
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getBackend, fromF32, toF32 } from '../../backend/index.js';
 import { numel, type Dtype, type NamedRawTensor } from '../../dtype.js';
-import { inputError } from '../../errors.js';
+import { inputError, PeftError } from '../../errors.js';
 import { copyAuxFiles, withAtomicOutput } from '../../io/atomic.js';
-import { openModelFolder } from '../../io/model-folder.js';
+import { checkConfigTensors } from '../../io/hf-config.js';
+import { openModelFolder, type ModelFolder } from '../../io/model-folder.js';
 import { writePeftAdapter } from '../../io/peft-adapter.js';
 import { pyJsonDumps } from '../../io/py-json.js';
-import { fsError } from '../../io/safetensors-reader.js';
+import { openRegularFile, readRegularFile } from '../../io/regular-file.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
 import type { Registry } from '../../plugin/registry.js';
 import { decodeContainer, hasContainerMagic, type ContainerHeader } from './container.js';
@@ -33,7 +37,14 @@ export interface DecompressOptions {
   /** Output dtype: 'f32', or 'original' (each tensor's dtype before compression). Default: f32 for adapters, original for model deltas. */
   dtype?: 'f32' | 'original';
   force?: boolean;
+  /** Refuse an adapter container that decodes to more values than this (default DEFAULT_MAX_DECODED_ELEMENTS). */
+  maxElements?: number;
 }
+
+/** 2^28 values (1 GiB as f32): an all-linear rank-64 LoRA of a 7B model is 160 M; `--max-elements` raises it. */
+export const DEFAULT_MAX_DECODED_ELEMENTS = 2 ** 28;
+/** Values one typed array holds in Node 20 (V8's limit): a single tensor beyond it cannot be decoded. */
+const MAX_ARRAY_ELEMENTS = 2 ** 32;
 
 export interface DecompressReport {
   kind: ContainerHeader['kind'];
@@ -54,15 +65,24 @@ export async function containerPath(input: string): Promise<string> {
 
 async function readContainer(input: string) {
   const file = await containerPath(input);
-  const bytes = await readFile(file).catch((e) => {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw inputError('E_NOT_FOUND', `no ${COMPRESSED_FILE} here (not a compressed output)`, input);
-    throw fsError(e, file, 'reading');
+  const bytes = await readRegularFile(file).catch((e) => {
+    if ((e as PeftError).code === 'E_NOT_FOUND') throw inputError('E_NOT_FOUND', `no ${COMPRESSED_FILE} here (not a compressed output)`, input);
+    throw e;
   });
   return { file, ...decodeContainer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file) };
 }
 
+/** An adapter container's dense size against the limit, before the compressor allocates it. */
+function checkDecodedSize(header: ContainerHeader, file: string, maxElements: number): void {
+  if (header.params > maxElements) {
+    throw inputError('E_INPUT', `decodes to ${header.params} values, above the limit of ${maxElements} (--max-elements raises it)`, file);
+  }
+}
+
 /** The decoded updates, checked against the header (one f32 array per tensor, in header order). */
 function decodeUpdates(header: ContainerHeader, payload: Uint8Array, file: string, registry: Registry): Float32Array[] {
+  const big = header.tensors.find((t) => numel(t.shape) > MAX_ARRAY_ELEMENTS);
+  if (big) throw inputError('E_INPUT', `tensor ${big.name} has ${numel(big.shape)} values, more than one array holds (${MAX_ARRAY_ELEMENTS})`, file);
   const compressor = registry.get('compressor', header.method);
   let updates: Float32Array[];
   try {
@@ -89,50 +109,61 @@ function encodeAs(values: Float32Array, dtype: Dtype, mode: 'f32' | 'original'):
 
 export async function decompressAdapter(opts: DecompressOptions, registry: Registry): Promise<DecompressReport> {
   const { file, header, payload } = await readContainer(opts.input);
-  const updates = decodeUpdates(header, payload, file, registry);
-  const report = { kind: header.kind, method: header.method, tensors: updates.length, params: header.params, kept: header.kept, out: opts.out };
+  const report = { kind: header.kind, method: header.method, tensors: header.tensors.length, params: header.params, kept: header.kept, out: opts.out };
   if (header.kind === 'adapter') {
     if (opts.base) throw inputError('E_INPUT', 'holds an adapter (an update against 0): --base does not apply', file);
+    checkDecodedSize(header, file, opts.maxElements ?? DEFAULT_MAX_DECODED_ELEMENTS);
+    const updates = decodeUpdates(header, payload, file, registry);
     const mode = opts.dtype ?? 'f32';
     const tensors: NamedRawTensor[] = header.tensors.map((t, i) => ({ name: t.name, shape: t.shape, ...encodeAs(updates[i], t.dtype, mode) }));
     await writePeftAdapter(opts.out, { config: header.config, tensors, floatKeys: header.float_keys, force: opts.force });
     return report;
   }
   if (!opts.base) throw inputError('E_INPUT', 'holds a full-model delta: pass the base model it was taken against (--base)', file);
-  await writeModelDelta(header, updates, opts.base, opts);
-  return report;
-}
-
-/** base + delta for every tensor, in the base's tensor order, into a model folder. */
-async function writeModelDelta(header: ContainerHeader, updates: Float32Array[], baseDir: string, opts: DecompressOptions): Promise<void> {
-  const base = await openModelFolder(baseDir);
+  const base = await openModelFolder(opts.base);
   try {
-    const index = new Map(header.tensors.map((t, i) => [t.name, i]));
-    for (const name of base.tensorNames) if (!index.has(name)) throw inputError('E_INPUT', `tensor ${name} is not in the compressed delta`, baseDir);
-    for (const t of header.tensors) {
-      if (!base.has(t.name)) throw inputError('E_INPUT', `tensor ${t.name} of the compressed delta is missing from the base`, baseDir);
-      if (base.info(t.name).shape.join() !== t.shape.join()) throw inputError('E_SHAPE', `tensor ${t.name} is [${base.info(t.name).shape}] here, [${t.shape}] in the delta`, baseDir);
-    }
-    await withAtomicOutput(opts.out, { force: opts.force }, async (tmp) => {
-      const writer = new ShardedWriter(tmp);
-      try {
-        for (const name of base.tensorNames) {
-          const i = index.get(name)!;
-          const w = Float32Array.from(toF32(getBackend(), { ...(await base.read(name)), name } as NamedRawTensor));
-          for (let j = 0; j < w.length; j++) w[j] += updates[i][j];
-          await writer.add({ name, shape: header.tensors[i].shape, ...encodeAs(w, header.tensors[i].dtype, opts.dtype ?? 'original') });
-        }
-        await writer.finish();
-      } catch (e) {
-        await writer.abort();
-        throw e;
-      }
-      await writeFile(join(tmp, 'config.json'), pyJsonDumps(header.config, { floatKeys: header.float_keys }));
-      await copyAuxFiles(base, tmp);
-    });
+    checkAgainstBase(header, base, file);
+    await writeModelDelta(header, decodeUpdates(header, payload, file, registry), base, opts);
   } finally {
     await base.close();
   }
+  return report;
+}
+
+/**
+ * A model delta must have the base's tensors and shapes, and its config (which the output gets) must
+ * describe them: checked before decoding, so the base bounds what is allocated.
+ */
+function checkAgainstBase(header: ContainerHeader, base: ModelFolder, file: string): void {
+  const index = new Set(header.tensors.map((t) => t.name));
+  for (const name of base.tensorNames) if (!index.has(name)) throw inputError('E_INPUT', `tensor ${name} is not in the compressed delta`, base.dir);
+  for (const t of header.tensors) {
+    if (!base.has(t.name)) throw inputError('E_INPUT', `tensor ${t.name} of the compressed delta is missing from the base`, base.dir);
+    if (base.info(t.name).shape.join() !== t.shape.join()) throw inputError('E_SHAPE', `tensor ${t.name} is [${base.info(t.name).shape}] here, [${t.shape}] in the delta`, base.dir);
+  }
+  checkConfigTensors(header.config, base, `${file} (its config.json)`);
+}
+
+/** base + delta for every tensor, in the base's tensor order, into a model folder. */
+async function writeModelDelta(header: ContainerHeader, updates: Float32Array[], base: ModelFolder, opts: DecompressOptions): Promise<void> {
+  const index = new Map(header.tensors.map((t, i) => [t.name, i]));
+  await withAtomicOutput(opts.out, { force: opts.force }, async (tmp) => {
+    const writer = new ShardedWriter(tmp);
+    try {
+      for (const name of base.tensorNames) {
+        const i = index.get(name)!;
+        const w = Float32Array.from(toF32(getBackend(), { ...(await base.read(name)), name } as NamedRawTensor));
+        for (let j = 0; j < w.length; j++) w[j] += updates[i][j];
+        await writer.add({ name, shape: header.tensors[i].shape, ...encodeAs(w, header.tensors[i].dtype, opts.dtype ?? 'original') });
+      }
+      await writer.finish();
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+    await writeFile(join(tmp, 'config.json'), pyJsonDumps(header.config, { floatKeys: header.float_keys }));
+    await copyAuxFiles(base, tmp);
+  });
 }
 
 export interface CompressedSummary {
@@ -150,9 +181,12 @@ export interface CompressedSummary {
   bitsPerParam: number;
 }
 
-/** Reads 4 bytes only: inspect calls this on multi-GB safetensors files too. */
+/** Reads 4 bytes only: inspect calls this on multi-GB safetensors files too. A FIFO or device is refused, not read. */
 async function startsWithMagic(file: string): Promise<boolean> {
-  const fh = await open(file, 'r').catch(() => undefined);
+  const fh = await openRegularFile(file).then((r) => r.fh, (e: PeftError) => {
+    if (e.code === 'E_NOT_FOUND') return undefined;
+    throw e;
+  });
   if (!fh) return false;
   try {
     const head = new Uint8Array(4);
@@ -169,7 +203,7 @@ async function startsWithMagic(file: string): Promise<boolean> {
 export async function describeCompressed(path: string): Promise<CompressedSummary | undefined> {
   const file = await containerPath(path);
   if (!(await startsWithMagic(file))) return undefined;
-  const bytes = await readFile(file);
+  const bytes = await readRegularFile(file);
   const { header } = decodeContainer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
   return {
     method: header.method, options: header.options, kind: header.kind,

@@ -8,7 +8,7 @@ export {
   planFromFlags, parseMergeDtype, parseTokenizerSource,
   type ConditionalParameter, type MergeDtype, type MergeFlags, type MergeModelRef, type MergePlan, type ParamSetting, type ScalarOrGradient,
 } from './plan.js';
-export { parseMergeRecipe, planToRecipe } from './recipe.js';
+export { parseMergeRecipe, planToRecipe, readMergeRecipe } from './recipe.js';
 export { evaluateSetting, layerPosition, resolveTensorParams } from './params.js';
 export { MergeSource, type MergeTensorInfo } from './inputs.js';
 export { checkMerge, prepareMerge, type MergeCheckReport, type MergeInputReport, type PreparedMerge } from './check.js';

@@ -12,10 +12,13 @@
  * Every key is checked: an unknown one, or one of mergekit's we do not support (slices, tokenizer,
  * chat_template, model+lora references, tokenizer_source union/model) is refused by name, never
  * ignored. Which parameters the method takes is checked against the registry when the plan is
- * resolved (check.ts), since a recipe alone does not know the method's schema.
+ * resolved (check.ts), since a recipe alone does not know the method's schema. The YAML itself goes
+ * through io/yaml-file.ts (core schema only: unknown tags, several documents, reserved keys refused).
  */
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { inputError } from '../../errors.js';
+import { readTextFile } from '../../io/regular-file.js';
+import { parseYaml } from '../../io/yaml-file.js';
 import {
   parseMergeDtype, parseTokenizerSource, type ConditionalParameter, type MergeModelRef, type MergePlan, type ParamSetting,
 } from './plan.js';
@@ -92,16 +95,12 @@ function models(v: unknown, file: string): MergeModelRef[] {
   });
 }
 
-function parseYaml(text: string, file: string): unknown {
-  try {
-    return parse(text, { uniqueKeys: true });
-  } catch (e) {
-    const first = String((e as Error).message).split('\n')[0];
-    throw inputError('E_INPUT', `not a valid YAML recipe: ${first}`, file);
-  }
+/** Reads a mergekit YAML recipe file (a regular file: a FIFO is refused). */
+export async function readMergeRecipe(file: string): Promise<MergePlan> {
+  return parseMergeRecipe(await readTextFile(file), file);
 }
 
-/** Reads a mergekit YAML recipe (`file` names it in messages). */
+/** Parses a mergekit YAML recipe (`file` names it in messages), through the one strict YAML loader (io/yaml-file.ts). */
 export function parseMergeRecipe(text: string, file = 'recipe'): MergePlan {
   const doc = parseYaml(text, file);
   if (!isObj(doc)) throw inputError('E_INPUT', 'a merge recipe is a YAML mapping (merge_method, models, ...)', file);
