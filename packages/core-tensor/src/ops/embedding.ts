@@ -5,7 +5,7 @@
 import type { Grads, Node } from '../autograd/node.js';
 import { needsGrad, record } from '../autograd/tape.js';
 import { PeftError } from '../errors.js';
-import { Xoshiro128 } from '../fixtures/rng.js';
+import { Xoshiro128 } from '../random/rng.js';
 import { zeros } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { floatDtype, map2 } from './loops.js';

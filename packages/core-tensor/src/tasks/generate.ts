@@ -9,7 +9,7 @@
 import { noGrad } from '../autograd/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
-import { Xoshiro128 } from '../fixtures/rng.js';
+import { Xoshiro128 } from '../random/rng.js';
 import type { Llama } from '../models/llama.js';
 import { tidy } from '../tensor/scope.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
