@@ -21,7 +21,7 @@ import { getBackend, toF32 } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
 import { doubleDequantize } from '../quant/bnb4bit.js';
 import { decodeQuantState } from '../quant/quant-state.js';
-import { quantMap } from '../quant/tables.js';
+import { quantMap } from '../backend/quant-tables.js';
 import { hashString } from '../random/rng.js';
 import { frozenTensor, full, randn, tensor, uniform, zeros } from '../tensor/create.js';
 import { keep } from '../tensor/scope.js';
