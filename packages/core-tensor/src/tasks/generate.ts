@@ -6,7 +6,7 @@
  * ties). Seeded (xoshiro128**): the same seed gives the same text. Batch of one sequence.
  * Not here: beam search, repetition penalties, batched generation.
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../ops/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { Xoshiro128 } from '../random/rng.js';
