@@ -4,7 +4,7 @@
  * scopes, autograd, and the differentiable ops as the `ops` namespace (also Tensor methods).
  */
 export { Embedding } from './embedding.js';
-export { Linear, type LinearInit } from './linear.js';
+export { isLinear, Linear, type LinearInit } from './linear.js';
 export { Module, ModuleList, type ParameterFilter } from './module.js';
 export { RMSNorm } from './rmsnorm.js';
 
