@@ -8,7 +8,7 @@ PEFT := node packages/cli/bin/run.js
 GEN := node packages/core-tensor/bin/gen-model.js
 DEMO := .tmp/demo
 
-.PHONY: all install build native ts test test-rust test-js demo bench bench-deps clean
+.PHONY: all install build native ts check check-run test test-rust test-js demo bench bench-deps clean
 
 all: build
 
@@ -36,12 +36,28 @@ test-js:
 	@mkdir -p .tmp
 	PEFT_REQUIRE_NATIVE=1 $(PNPM) exec vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json
 
-# Runs every suite, then prints one plain "N passed, N failed" line (read by CI).
+# The house rules (scripts/check-*.mjs): types (tsc over every project, tests included), layers
+# (dependency-cruiser, no cycle between core folders), size (files over 400 lines need a reason).
+# Each result is a line of .tmp/checks.log, counted by the summary. They read the built packages.
+CHECKS := types layers size
+
+check: ts
+	@$(MAKE) --no-print-directory check-run
+
+check-run:
+	@mkdir -p .tmp; : > .tmp/checks.log; rc=0; \
+	for c in $(CHECKS); do \
+	  if node scripts/check-$$c.mjs; then echo "$$c passed" >> .tmp/checks.log; \
+	  else echo "$$c failed" >> .tmp/checks.log; rc=1; fi; \
+	done; exit $$rc
+
+# Runs the checks and every suite, then prints one plain "N passed, N failed" line (read by CI).
 test: build
 	@mkdir -p .tmp; rc=0; \
+	$(MAKE) --no-print-directory check-run || rc=1; \
 	$(MAKE) --no-print-directory test-rust || rc=1; \
 	$(MAKE) --no-print-directory test-js || rc=1; \
-	node scripts/test-summary.mjs .tmp/vitest.json .tmp/cargo-test.log || rc=1; \
+	node scripts/test-summary.mjs .tmp/vitest.json .tmp/cargo-test.log .tmp/checks.log || rc=1; \
 	exit $$rc
 
 demo: build

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Prints the one plain line CI reads: "N passed, N failed" over vitest's JSON report and
-// cargo test's log. Exits non-zero when anything failed or a report is missing.
+// Prints the one plain line CI reads: "N passed, N failed" over vitest's JSON report, cargo test's
+// log and the house checks' log (one "NAME passed|failed" line per check, from `make check-run`).
+// Exits non-zero when anything failed or a report is missing.
 import { existsSync, readFileSync } from 'node:fs';
 
-const [vitestJson, cargoLog] = process.argv.slice(2);
+const [vitestJson, cargoLog, checksLog] = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -24,6 +25,13 @@ if (cargoLog && existsSync(cargoLog)) {
   }
   if (/error(\[E\d+\])?:/.test(readFileSync(cargoLog, 'utf8')) && !/test result/.test(readFileSync(cargoLog, 'utf8'))) failed += 1;
 } else missing = true;
+
+if (checksLog && existsSync(checksLog)) {
+  const results = readFileSync(checksLog, 'utf8').split('\n').filter(Boolean);
+  passed += results.filter((l) => / passed$/.test(l)).length;
+  failed += results.filter((l) => !/ passed$/.test(l)).length;
+  if (results.length === 0) missing = true;
+} else if (checksLog) missing = true;
 
 if (missing) failed += 1;
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

@@ -10,7 +10,7 @@ Sources (arcee-ai/mergekit):
   mergekit/merge_methods/linear.py, slerp.py, model_stock.py
 
 Where mergekit draws random numbers (torch.bernoulli in `random` and `della_magprune`) this script draws
-uniform u in [0, 1) from the same xoshiro128** generator as packages/core-tensor/src/fixtures/rng.ts
+uniform u in [0, 1) from the same xoshiro128** generator as packages/core-tensor/src/random/rng.ts
 (seeded through splitmix32; u = (next_u32 >> 8) * 2^-24, one per element in flat order, stream i for
 model i) and keeps an element when u < p, which is what a Bernoulli(p) draw is.
 Sorting: torch.argsort is not stable; ties are broken by index here (stable sorts), as in the TS code.
@@ -29,7 +29,7 @@ M32 = 0xFFFFFFFF
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "packages", "plugin-merge", "test", "fixtures", "merge", "methods.json")
 
 
-# ---- the core's seeded generator (fixtures/rng.ts), bit for bit ---------------------------------------------------
+# ---- the core's seeded generator (random/rng.ts), bit for bit ---------------------------------------------------
 
 def imul(a, b):
     return (a * b) & M32

@@ -13,7 +13,7 @@ import {
   referenceBackend, registerBuiltins, resolveOptions, SafetensorsFile, toF32, writePeftAdapter,
   type LowRankDelta, type ModelFolder, type RawTensor, type Registry,
 } from '../src/index.js';
-import { Xoshiro128 } from '../src/fixtures/rng.js';
+import { Xoshiro128 } from '../src/random/rng.js';
 import { denseDelta, relFrobenius, testLora } from './adapters-lora-method.js';
 
 const FIX = join(__dirname, 'fixtures', 'adapters');

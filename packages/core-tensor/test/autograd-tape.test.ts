@@ -1,6 +1,7 @@
 /** The tape: backward, accumulation, no-grad, release of saved activations, gradcheck itself. */
 import { describe, expect, test } from 'vitest';
-import { backward, gradcheck, isGradEnabled, noGrad } from '../src/autograd/index.js';
+import { backward, gradcheck } from '../src/autograd/index.js';
+import { isGradEnabled, noGrad } from '../src/ops/tape.js';
 import { add, exp, linear, mul, mulScalar, sum } from '../src/ops/index.js';
 import { copyOf, memoryStats, ones, randn, tensor, tidy } from '../src/tensor/index.js';
 import { expectNoLeak, f64, rand64 } from './ops-helpers.js';

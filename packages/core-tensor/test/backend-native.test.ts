@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { nativeBackend, nativeLoadError, nativeSimdLevels, loadKernels, referenceBackend, tryLoadKernels } from '../src/backend/index.js';
 import type { QuantType4 } from '../src/backend/types.js';
 import { PeftError } from '../src/errors.js';
-import { DYNAMIC_MAP } from '../src/quant/tables.js';
+import { DYNAMIC_MAP } from '../src/backend/quant-tables.js';
 import { rng } from './train-kernels-util.js';
 
 // Skipped when the binary is not built, unless PEFT_REQUIRE_NATIVE=1 (set by `make test`): then a

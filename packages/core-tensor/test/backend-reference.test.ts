@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { nativeBackend, referenceBackend, tryLoadKernels } from '../src/backend/index.js';
 import type { Backend } from '../src/backend/types.js';
 import { PeftError } from '../src/errors.js';
-import { DYNAMIC_MAP, FP4, NF4, NF4_THRESHOLDS } from '../src/quant/tables.js';
+import { DYNAMIC_MAP, FP4, NF4, NF4_THRESHOLDS } from '../src/backend/quant-tables.js';
 
 const kernels = tryLoadKernels();
 const all: [string, Backend][] = [['reference', referenceBackend], ...(kernels ? [['native', nativeBackend(kernels)] as [string, Backend]] : [])];

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { noGrad } from '../src/autograd/tape.js';
+import { noGrad } from '../src/ops/tape.js';
 import { batchesFor, loadDataset, padIdFor, type Batch } from '../src/data/index.js';
 import { generateTinyLlama } from '../src/fixtures/tiny-llama.js';
 import { Llama } from '../src/models/llama.js';

@@ -8,7 +8,7 @@ import {
   generateTinyLlama, genModelMain, sizeForBytes, tinyLlamaBytes, tinyLlamaTensor, TINY_LLAMA_PRESETS, MIN_TOKENIZER_VOCAB,
 } from '../src/fixtures/index.js';
 import { referenceBackend } from '../src/backend/reference.js';
-import { Xoshiro128 } from '../src/fixtures/rng.js';
+import { Xoshiro128 } from '../src/random/rng.js';
 
 let root: string;
 let n = 0;

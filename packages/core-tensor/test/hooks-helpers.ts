@@ -4,7 +4,7 @@
  * its KV-cache slot, so cached steps need hook state), an f64 twin of a fixture for gradient checks,
  * and greedy decoding written out by hand for the independent side of generation tests.
  */
-import { noGrad } from '../src/autograd/tape.js';
+import { noGrad } from '../src/ops/tape.js';
 import { toF32 } from '../src/backend/index.js';
 import { referenceBackend } from '../src/backend/reference.js';
 import { llamaShapes } from '../src/io/hf-config.js';

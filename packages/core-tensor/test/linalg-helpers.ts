@@ -3,7 +3,7 @@
  * numpy / torch fixture of scripts/ref/lora_reference.py (stored with the LoRA plugin's fixtures).
  */
 import { join } from 'node:path';
-import { Xoshiro128 } from '../src/fixtures/rng.js';
+import { Xoshiro128 } from '../src/random/rng.js';
 import { SafetensorsFile } from '../src/io/safetensors-reader.js';
 import { matmul, transpose } from '../src/linalg/matrix.js';
 

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { noGrad } from '../src/autograd/tape.js';
+import { noGrad } from '../src/ops/tape.js';
 import { Llama } from '../src/models/llama.js';
 import { ropeTables } from '../src/models/rope.js';
 import { tidy } from '../src/tensor/scope.js';

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Xoshiro128 } from '../src/fixtures/rng.js';
+import { Xoshiro128 } from '../src/random/rng.js';
 import { Llama } from '../src/models/llama.js';
 import { readEvalRows, tokenizeRow } from '../src/tasks/eval-data.js';
 import { exactMatch, runEval } from '../src/tasks/eval.js';

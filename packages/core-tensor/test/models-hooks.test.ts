@@ -9,8 +9,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { gradcheck } from '../src/autograd/gradcheck.js';
-import type { Node } from '../src/autograd/node.js';
-import { noGrad } from '../src/autograd/tape.js';
+import type { Node } from '../src/ops/node.js';
+import { noGrad } from '../src/ops/tape.js';
 import type { ModelHooks } from '../src/models/hooks.js';
 import { Llama } from '../src/models/llama.js';
 import { concat } from '../src/ops/movement.js';

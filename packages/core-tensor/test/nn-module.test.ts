@@ -86,12 +86,17 @@ describe('Module tree', () => {
     m.train();
     expect(m.model.layers.at(1).self_attn.training).toBe(true);
     const lin = m.model.layers.at(0).self_attn.q_proj;
-    const loss = tidy(() => ops.sum(lin.forward(randn([2, 8], { seed: 4 }))));
+    const x = randn([2, 8], { seed: 4 });
+    const loss = tidy(() => ops.sum(lin.forward(x)));
     backward(loss);
-    expect(lin.weight.grad).toBeDefined();
+    // d(Σ x Wᵀ)/dW[o, i] = Σ_b x[b, i], the same for every output row o
+    const xs = x.toArray();
+    const want = Array.from({ length: 8 * 8 }, (_, k) => xs[k % 8] + xs[8 + (k % 8)]);
+    expect(Math.max(...lin.weight.grad!.toArray().map((v, k) => Math.abs(v - want[k])))).toBeLessThan(1e-5);
     m.zeroGrad();
     expect(lin.weight.grad).toBeUndefined();
     loss.dispose();
+    x.dispose();
     m.dispose();
   });
 

@@ -3,7 +3,8 @@
  * loops, frozen weight kinds, chunked cross-entropy, per-call kernel override, native vs reference.
  */
 import { describe, expect, test } from 'vitest';
-import { backward, noGrad } from '../src/autograd/index.js';
+import { backward } from '../src/autograd/index.js';
+import { noGrad } from '../src/ops/tape.js';
 import { getTrainKernels, referenceBackend, referenceTrainKernels, type TrainKernels } from '../src/backend/index.js';
 import * as ops from '../src/ops/index.js';
 import { copyOf, frozenTensor, memoryStats, randn, setAllocator, tensor, tidy, type Tensor } from '../src/tensor/index.js';

@@ -1,7 +1,7 @@
 /** Non-fused ops: forward values, broadcasting, and a finite-difference gradcheck (f64) for each. */
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { noGrad } from '../src/autograd/index.js';
+import { noGrad } from '../src/ops/tape.js';
 import * as ops from '../src/ops/index.js';
 import { memoryStats, tensor, tidy, type Tensor } from '../src/tensor/index.js';
 import { expectGradcheck, expectNoLeak, f64, rand64 } from './ops-helpers.js';

@@ -19,7 +19,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { nativeBackend, referenceBackend, tryLoadKernels } from '../src/backend/index.js';
 import type { Backend, QuantType4 } from '../src/backend/types.js';
-import { FP4, FP4_BITS, FP4_THRESHOLDS, NF4, NF4_THRESHOLDS } from '../src/quant/tables.js';
+import { FP4, FP4_BITS, FP4_THRESHOLDS, NF4, NF4_THRESHOLDS } from '../src/backend/quant-tables.js';
 
 const kernels = tryLoadKernels();
 const all: [string, Backend][] = [['reference', referenceBackend], ...(kernels ? [['native', nativeBackend(kernels)] as [string, Backend]] : [])];

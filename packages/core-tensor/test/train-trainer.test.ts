@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PeftError } from '../src/errors.js';
-import { Xoshiro128 } from '../src/fixtures/rng.js';
+import { Xoshiro128 } from '../src/random/rng.js';
 import { generateTinyLlama } from '../src/fixtures/tiny-llama.js';
 import { SafetensorsFile } from '../src/io/safetensors-reader.js';
 import { writeSafetensors } from '../src/io/safetensors-writer.js';

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 //!
-//! Kernels and validation return `Result<T>`; the FFI edge (`ffi.rs`) turns an
+//! Kernels and validation return `Result<T>`; the FFI edge (`ffi/`) turns an
 //! `Error` into a thrown JS `Error` whose `code` is [`Error::code`]. No crates
 //! (no thiserror), so `Display` and `std::error::Error` are written by hand.
 

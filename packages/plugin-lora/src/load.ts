@@ -12,7 +12,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import {
-  asF32, decodeQuantState, frozenTensor, getBackend, keep, Linear, parsePeftKey, readPeftAdapter, SafetensorsFile, tensor, toF32,
+  asF32, decodeQuantState, frozenTensor, getBackend, isLinear, keep, parsePeftKey, readPeftAdapter, SafetensorsFile, tensor, toF32,
   inputError, type Llama, type PeftKeyKind, type RawTensor, type Tensor,
 } from '@peft/core-tensor';
 import { settingsFromPeftConfig } from './config.js';
@@ -62,7 +62,7 @@ async function applyLoftqBase(model: Llama, dir: string): Promise<void> {
       const P = t.name.slice(0, -'.quant_state.bitsandbytes__nf4'.length);
       const module = P.slice(0, -'.weight'.length);
       const lin = model.getModule(module);
-      if (!(lin instanceof Linear)) throw inputError('E_FORMAT', `${P}: the model has no Linear ${module}`, path);
+      if (!isLinear(lin)) throw inputError('E_FORMAT', `${P}: the model has no Linear ${module}`, path);
       const s = decodeQuantState(t.name, await f.read(t.name));
       if (s.shape.join() !== lin.weight.shape.join()) throw inputError('E_FORMAT', `${P} has shape [${s.shape.join(', ')}], the model needs [${lin.weight.shape.join(', ')}]`, path);
       const packed = (await f.read(P)).slice();
@@ -82,7 +82,7 @@ export async function loadLoraAdapter(model: Llama, dir: string, config: Record<
   const plans = [...modules].map(([module, parts]) => {
     const base = model.getModule(module);
     if (base instanceof LoraLinear) throw inputError('E_INPUT', `${module} already has an adapter`, dir);
-    if (!(base instanceof Linear)) throw inputError('E_FORMAT', `${parts.lora_A?.key ?? module}: the model has no Linear ${module}`, file);
+    if (!isLinear(base)) throw inputError('E_FORMAT', `${parts.lora_A?.key ?? module}: the model has no Linear ${module}`, file);
     if (!parts.lora_A || !parts.lora_B) throw inputError('E_FORMAT', `${module}: lora_A and lora_B must both be present`, file);
     if (s.useDora !== !!parts.lora_magnitude_vector) throw inputError('E_FORMAT', `${module}: use_dora is ${s.useDora} but lora_magnitude_vector is ${parts.lora_magnitude_vector ? 'present' : 'missing'}`, file);
     const { r, alpha, scale } = moduleRank(s, module);

@@ -12,7 +12,7 @@
  * quantifiers); Python-only syntax such as (?P<name>...) is refused as invalid.
  * Not here: what wrapping does (attach.ts), the options schema (config.ts).
  */
-import { Linear, PeftError, type Llama } from '@peft/core-tensor';
+import { isLinear, PeftError, type Llama } from '@peft/core-tensor';
 import { LoraLinear } from './layer.js';
 
 export type TargetSpec =
@@ -61,14 +61,14 @@ export function selectTargets(model: Llama, spec: TargetSpec): string[] {
   const out: string[] = [];
   for (const [name, m] of modules) {
     if (name === '') continue;
-    const hit = spec.kind === 'all-linear' ? m instanceof Linear && name !== 'lm_head' : matchesTarget(spec, name);
+    const hit = spec.kind === 'all-linear' ? isLinear(m) && name !== 'lm_head' : matchesTarget(spec, name);
     if (!hit) continue;
     if (name === 'lm_head') throw new PeftError('E_INPUT', 'lora: lm_head cannot be a LoRA target (the loss reads the head weight directly); all-linear leaves it out, as PEFT does');
-    if (!(m instanceof Linear)) throw new PeftError('E_INPUT', `lora: target_modules matches ${name}, which is not a Linear layer`);
+    if (!isLinear(m)) throw new PeftError('E_INPUT', `lora: target_modules matches ${name}, which is not a Linear layer`);
     out.push(name);
   }
   if (out.length === 0) {
-    const linears = model.namedModules().filter(([, m]) => m instanceof Linear).map(([n]) => n.slice(n.lastIndexOf('.') + 1));
+    const linears = model.namedModules().filter(([, m]) => isLinear(m)).map(([n]) => n.slice(n.lastIndexOf('.') + 1));
     throw new PeftError('E_INPUT', `lora: target_modules ${describeTargets(spec)} matched no module (Linear layers here: ${[...new Set(linears)].join(', ')})`);
   }
   return out;

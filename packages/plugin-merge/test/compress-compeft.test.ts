@@ -7,16 +7,12 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   asF32, compressAdapter, createRegistry, decompressAdapter, inspectPath, openModelFolder, peftKey, readPeftAdapter,
-  SafetensorsFile, writePeftAdapter, COMPRESSED_FILE, type Registry,
-} from '../../core-tensor/src/index.js';
-import { Xoshiro128 } from '../../core-tensor/src/fixtures/rng.js';
+  SafetensorsFile, writePeftAdapter, Xoshiro128, COMPRESSED_FILE, type Registry,
+} from '@peft/core-tensor';
 import { registerCompressors } from '../src/compress/index.js';
-
-// The plugin imports the core by package name: give it this source tree (not a possibly stale dist).
-vi.mock('@peft/core-tensor', () => import('../../core-tensor/src/index.js'));
 
 const FIX = join(__dirname, 'fixtures', 'compress');
 const LORA = join(FIX, 'lora');

@@ -6,15 +6,11 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  COMPRESSED_FILE, compressAdapter, createRegistry, decodeContainer, decompressAdapter, encodeContainer, type Registry,
-} from '../../core-tensor/src/index.js';
-import { Xoshiro128 } from '../../core-tensor/src/fixtures/rng.js';
+  COMPRESSED_FILE, compressAdapter, createRegistry, decodeContainer, decompressAdapter, encodeContainer, Xoshiro128, type Registry,
+} from '@peft/core-tensor';
 import { decodePositions, encodePositions, registerCompressors } from '../src/compress/index.js';
-
-// The plugin imports the core by package name: give it this source tree (not a possibly stale dist).
-vi.mock('@peft/core-tensor', () => import('../../core-tensor/src/index.js'));
 
 const LORA = join(__dirname, 'fixtures', 'compress', 'lora');
 let root: string;

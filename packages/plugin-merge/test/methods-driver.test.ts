@@ -6,14 +6,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRegistry, evaluateSetting, generateTinyLlama, layerPosition, openModelFolder, parseMergeRecipe, quantizeModel,
   referenceBackend, registerBuiltins, resolveOptions, runMerge, tensorSeed, toF32, type RawTensor, type Registry,
 } from '@peft/core-tensor';
 import { register } from '../src/index.js';
-
-vi.mock('@peft/core-tensor', async () => await import('../../core-tensor/src/index.js'));
 
 let root: string;
 let registry: Registry;

@@ -2,10 +2,8 @@
  * The quickselect-based keep rules against a plain stable sort (what mergekit's argsort does, with
  * ties by index), on data full of ties: top-k, rank windows and row ranks.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keepRankWindow, keepTopK, magnitudeAtRank, rowRanks } from '../src/methods/rank.js';
-
-vi.mock('@peft/core-tensor', async () => await import('../../core-tensor/src/index.js'));
 
 /** Small integers with signs: many equal magnitudes. */
 function tiesData(n: number, seed: number): Float32Array {

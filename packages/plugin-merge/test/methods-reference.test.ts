@@ -5,12 +5,9 @@
  * mergekit's, so the defaults are checked too.
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRegistry, mergeRng, resolveOptions, type MergeTensorInput } from '@peft/core-tensor';
 import { register } from '../src/index.js';
-
-// Run against the core's source, not its last build (dist/ may predate this checkout).
-vi.mock('@peft/core-tensor', async () => await import('../../core-tensor/src/index.js'));
 
 interface Case {
   method: string;

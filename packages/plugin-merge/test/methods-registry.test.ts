@@ -2,11 +2,9 @@
  * What the plugin registers: mergekit's method names with its defaults (registry.py), the parameters
  * each takes, and the per-tensor checks that turn bad values into one E_INPUT line.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRegistry, PeftError, resolveOptions, type MergeParams, type MergerDef } from '@peft/core-tensor';
 import { register } from '../src/index.js';
-
-vi.mock('@peft/core-tensor', async () => await import('../../core-tensor/src/index.js'));
 
 const registry = createRegistry();
 register(registry);

@@ -6,12 +6,12 @@
  * The graph is consumed: a second backward through it throws.
  */
 import { PeftError } from '../errors.js';
+import type { Grads, Node } from '../ops/node.js';
+import { noGrad, releaseSaved } from '../ops/tape.js';
 import { copyOf, ones } from '../tensor/create.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { gradients } from './gradients.js';
-import type { Grads, Node } from './node.js';
-import { noGrad, releaseSaved } from './tape.js';
 
 const shapeText = (s: readonly number[]): string => `[${s.join(', ')}]`;
 

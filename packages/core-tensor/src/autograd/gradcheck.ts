@@ -5,11 +5,11 @@
  * requires grad. One projection checks the whole vector-Jacobian product at a fraction of the cost.
  */
 import { PeftError } from '../errors.js';
+import { noGrad } from '../ops/tape.js';
 import { randn } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { backward } from './backward.js';
-import { noGrad } from './tape.js';
 
 export interface GradcheckOptions {
   /** Finite-difference step (default 1e-6). */

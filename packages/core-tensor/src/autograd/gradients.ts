@@ -12,11 +12,11 @@ import { dropoutBackward, embeddingBackward } from '../ops/embedding.js';
 import type { OpKind } from '../ops/kinds.js';
 import { linearBackward } from '../ops/linear.js';
 import { concatBackward, reshapeBackward, sliceBackward, transposeBackward } from '../ops/movement.js';
+import type { GradFn } from '../ops/node.js';
 import { rmsnormBackward } from '../ops/norm.js';
 import { maxBackward, sumBackward } from '../ops/reduce.js';
 import { ropeBackward } from '../ops/rope.js';
 import { swigluBackward } from '../ops/swiglu.js';
-import type { GradFn } from './node.js';
 
 export const gradients: Record<OpKind, GradFn> = {
   // elementwise

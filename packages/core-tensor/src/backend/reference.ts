@@ -12,7 +12,7 @@
  *    by the reciprocal; that can move a value sitting next to a threshold by one code.
  * f32 +,-,*,/ are exact under Math.fround: a double result of two f32 operands rounds correctly to f32.
  */
-import { FP4, FP4_BITS, FP4_THRESHOLDS, NF4, NF4_THRESHOLDS } from '../quant/tables.js';
+import { FP4, FP4_BITS, FP4_THRESHOLDS, NF4, NF4_THRESHOLDS } from './quant-tables.js';
 import { f16ToF32, f32ToBf16, f32ToF16, bf16ToF32 } from './reference-half.js';
 import { roundHalfEven } from './round.js';
 import type { Backend, Quantized4, Quantized8, QuantizedInt8Rows, QuantType4 } from './types.js';

@@ -1,11 +1,11 @@
 /**
  * Seeded orders: the per-epoch permutation of training examples and the train/val split of rows.
- * Both draw from the fixtures' xoshiro128** (fixtures/rng.ts), each on its own stream keyed by a name,
+ * Both draw from the core's xoshiro128** (random/rng.ts), each on its own stream keyed by a name,
  * so the split never depends on epochs, epochs never depend on each other, and the same seed gives
  * the same order on every run and machine.
  * Not here: the trainer's dropout / init randomness.
  */
-import { hashString, Xoshiro128 } from '../fixtures/rng.js';
+import { hashString, Xoshiro128 } from '../random/rng.js';
 
 /** Uniform integer in [0, n) without modulo bias (rejection of the top partial range). */
 function below(rng: Xoshiro128, n: number): number {

@@ -17,7 +17,7 @@
  * parameter, a loaded prefix) stays the hook's, and the KV cache stores a detached copy of it.
  * Not here: any method (plugins), the forward itself (llama.ts), the cache (kv-cache.ts).
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../ops/tape.js';
 import { PeftError } from '../errors.js';
 import { copyOf } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';

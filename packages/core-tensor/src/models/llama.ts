@@ -25,7 +25,7 @@ import { Embedding } from '../nn/embedding.js';
 import { Linear } from '../nn/linear.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { RMSNorm } from '../nn/rmsnorm.js';
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../ops/tape.js';
 import { attention } from '../ops/attention.js';
 import { crossEntropy } from '../ops/cross-entropy.js';
 import { add } from '../ops/elementwise.js';

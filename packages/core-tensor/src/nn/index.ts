@@ -4,15 +4,14 @@
  * scopes, autograd, and the differentiable ops as the `ops` namespace (also Tensor methods).
  */
 export { Embedding } from './embedding.js';
-export { Linear, type LinearInit } from './linear.js';
+export { isLinear, Linear, type LinearInit } from './linear.js';
 export { Module, ModuleList, type ParameterFilter } from './module.js';
 export { RMSNorm } from './rmsnorm.js';
 
 export * as ops from '../ops/index.js';
-export {
-  backward, gradcheck, gradients, isGradEnabled, needsGrad, noGrad, record,
-  type GradcheckOptions, type GradcheckResult, type GradFn, type Grads, type Node,
-} from '../autograd/index.js';
+export { backward, gradcheck, gradients, type GradcheckOptions, type GradcheckResult } from '../autograd/index.js';
+export { isGradEnabled, needsGrad, noGrad, record } from '../ops/tape.js';
+export type { GradFn, Grads, Node } from '../ops/node.js';
 export {
   copyOf, frozenTensor, full, getAllocator, heapAllocator, keep, memoryStats, nativeAllocator, nativeMemory, ones, randn,
   scalar, scope, setAllocator, tensor, tidy, uniform, zeros, zerosLike, Tensor,

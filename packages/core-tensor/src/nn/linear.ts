@@ -59,3 +59,16 @@ export class Linear extends Module {
     return linear(x, this.weight, this.bias, opts);
   }
 }
+
+/**
+ * Linear's brand: a registry symbol (`Symbol.for`), the same in every copy of the core, so a plugin
+ * that resolves its own copy of @peft/core-tensor still recognizes the model's layers (its
+ * `instanceof Linear` would compare against another class object and say no).
+ */
+const LINEAR = Symbol.for('peft.Linear');
+Object.defineProperty(Linear.prototype, LINEAR, { value: true });
+
+/** Whether `x` is a Linear layer, from this or any other copy of the core. */
+export function isLinear(x: unknown): x is Linear {
+  return typeof x === 'object' && x !== null && (x as { [LINEAR]?: unknown })[LINEAR] === true;
+}

@@ -4,8 +4,8 @@
  * queries are the last T positions), out [B,T,nh,hd]. Saves q, k, v, out and the row logsumexp
  * lse [B,nh,T]; backward recomputes the scores (FlashAttention-2).
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { zeros } from '../tensor/create.js';

@@ -7,8 +7,8 @@
  * ignore_index, reduction='mean'): NaN when every target is ignored.
  * hidden [.., C] (N rows), weight [V, C] (any weight kind), targets [N].
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { scalar, zeros } from '../tensor/create.js';

@@ -3,8 +3,8 @@
  * transformers need: a bias [C] over [.., C], a per-row scale [N, 1] over [N, C]); their gradients
  * sum back over the broadcast dims. Composites (silu) are built from primitives and never recorded.
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { map1, map2, sumTo } from './loops.js';
 

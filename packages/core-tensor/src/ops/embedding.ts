@@ -2,10 +2,10 @@
  * Row gathers: embedding lookup (backward scatter-adds into the table) and dropout (seeded, with
  * its scaled keep-mask saved for backward).
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import { PeftError } from '../errors.js';
-import { Xoshiro128 } from '../fixtures/rng.js';
+import { Xoshiro128 } from '../random/rng.js';
 import { zeros } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { floatDtype, map2 } from './loops.js';

@@ -3,8 +3,8 @@
  * or a frozen bf16 / nf4 / fp4 / int8 weight), b [out]. A frozen W only ever gets dx: its
  * gradient is never computed, and no gradient buffer exists for it.
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { zeros } from '../tensor/create.js';

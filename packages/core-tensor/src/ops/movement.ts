@@ -3,8 +3,8 @@
  * transpose, slice and concat copy into a new contiguous tensor. A tensor is viewed as
  * [outer, len, inner] around the axis it works on.
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import { PeftError } from '../errors.js';
 import { zeros } from '../tensor/create.js';
 import { shareStorage, type Tensor } from '../tensor/tensor.js';

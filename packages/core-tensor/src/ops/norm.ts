@@ -2,8 +2,8 @@
  * rmsnorm (fused), HF LlamaRMSNorm: out = x / sqrt(mean(x^2) + eps) * weight over the last dim.
  * x [.., C], weight [C]. Saves x, weight and the per-row rstd [N] (N = x.size / C) for backward.
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { zeros } from '../tensor/create.js';

@@ -4,8 +4,8 @@
  * Composites (mean, softmax, logSoftmax) are built from primitives; softmax subtracts the
  * (constant, unrecorded) row max first so exp never overflows.
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, noGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, noGrad, record } from './tape.js';
 import { zeros } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';

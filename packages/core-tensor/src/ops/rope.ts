@@ -3,8 +3,8 @@
  * cos / sin tables [maxPos, hd/2] built by the caller (their theta and scaling are model config),
  * pos [rows]: the absolute position of each row. The tables are constants: no gradient flows to them.
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { zeros } from '../tensor/create.js';

@@ -1,8 +1,8 @@
 /**
  * swiglu (fused), the Llama MLP's gate: out = silu(gate) * up, elementwise. gate, up: [.., H].
  */
-import type { Grads, Node } from '../autograd/node.js';
-import { needsGrad, record } from '../autograd/tape.js';
+import type { Grads, Node } from './node.js';
+import { needsGrad, record } from './tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { zeros } from '../tensor/create.js';

@@ -10,7 +10,7 @@
  * only per-model ones. Options without a default that must be set are listed in `required`.
  * Values arrive resolved for the tensor at hand (a layer gradient or a filter already evaluated).
  */
-import { Xoshiro128 } from '../fixtures/rng.js';
+import { Xoshiro128 } from '../random/rng.js';
 import type { EntryBase } from './registry.js';
 import type { OptionsSchema, ResolvedOptions } from './options.js';
 
@@ -61,7 +61,7 @@ export interface MergerDef extends EntryBase {
 
 /**
  * The random stream a merger draws from for model `stream` of a tensor: xoshiro128** seeded by
- * splitmix32 (fixtures/rng.ts), so the reference script (scripts/ref/merge_reference.py) reproduces
+ * splitmix32 (random/rng.ts), so the reference script (scripts/ref/merge_reference.py) reproduces
  * the same masks from the same seed. `nextFloat()` is uniform in [0, 1) with 24 bits.
  */
 export function mergeRng(seed: number, stream = 0): { nextU32(): number; nextFloat(): number } {

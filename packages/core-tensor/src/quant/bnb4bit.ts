@@ -17,7 +17,7 @@ import { PeftError } from '../errors.js';
 import { toF32 } from '../backend/index.js';
 import type { Backend, QuantType4 } from '../backend/types.js';
 import { decodeQuantState, encodeQuantState, type ComputeDtype } from './quant-state.js';
-import { DYNAMIC_MAP, quantMap } from './tables.js';
+import { DYNAMIC_MAP, quantMap } from '../backend/quant-tables.js';
 
 export interface Quantize4bitOptions {
   type: QuantType4;

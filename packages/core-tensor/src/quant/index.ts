@@ -3,7 +3,7 @@
  * weights (with double quantization), LLM.int8 weights, their config.json entry, and the tables.
  * Kernels come from a Backend (see ../backend); this layer owns layouts and file semantics.
  */
-export { DYNAMIC_MAP, FP4, FP4_BITS, FP4_THRESHOLDS, NF4, NF4_THRESHOLDS, quantMap } from './tables.js';
+export { DYNAMIC_MAP, FP4, FP4_BITS, FP4_THRESHOLDS, NF4, NF4_THRESHOLDS, quantMap } from '../backend/quant-tables.js';
 export {
   absmaxOffset, dequantize4bitWeight, doubleDequantize, doubleQuantize, quantize4bitWeight, type Quantize4bitOptions,
 } from './bnb4bit.js';

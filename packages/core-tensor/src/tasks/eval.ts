@@ -10,7 +10,7 @@
  * logits exist only for the scored positions, a chunk of rows at a time.
  * Not here: reading / tokenizing rows (eval-data.ts), printing (the CLI).
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../ops/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import type { Llama } from '../models/llama.js';

@@ -6,10 +6,10 @@
  * ties). Seeded (xoshiro128**): the same seed gives the same text. Batch of one sequence.
  * Not here: beam search, repetition penalties, batched generation.
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../ops/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
-import { Xoshiro128 } from '../fixtures/rng.js';
+import { Xoshiro128 } from '../random/rng.js';
 import type { Llama } from '../models/llama.js';
 import { tidy } from '../tensor/scope.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';

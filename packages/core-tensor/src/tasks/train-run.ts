@@ -4,7 +4,7 @@
  * base (4-bit weights stay packed), let the method attach itself, and run the trainer.
  * Not here: the loop (train/), batching (data/), what a method does (plugins), printing (the CLI).
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../ops/tape.js';
 import { getTrainKernels } from '../backend/native-train.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { batchesFor, loadDataset, padIdFor, type Batch, type DatasetStats } from '../data/index.js';

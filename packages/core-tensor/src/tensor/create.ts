@@ -4,7 +4,7 @@
  * Random init is seeded (xoshiro128**), so a seed gives the same values on every machine.
  */
 import { PeftError } from '../errors.js';
-import { Xoshiro128 } from '../fixtures/rng.js';
+import { Xoshiro128 } from '../random/rng.js';
 import { Storage } from './storage.js';
 import { Tensor } from './tensor.js';
 import { numelOf, type FloatDtype, type FrozenData } from './types.js';

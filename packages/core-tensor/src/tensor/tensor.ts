@@ -6,10 +6,10 @@
  * Methods are one-line delegations to the free functions in ops/ and autograd/.
  */
 import { backward } from '../autograd/backward.js';
-import type { Node } from '../autograd/node.js';
-import { releaseNode } from '../autograd/tape.js';
 import { PeftError } from '../errors.js';
 import * as ops from '../ops/index.js';
+import type { Node } from '../ops/node.js';
+import { releaseNode } from '../ops/tape.js';
 import { track, untrack } from './scope.js';
 import { countTensor, type Storage } from './storage.js';
 import { isFloatDtype, numelOf, type F, type FrozenData, type TensorDtype } from './types.js';

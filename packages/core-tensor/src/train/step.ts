@@ -5,7 +5,7 @@
  * losses. Every tensor a micro-batch makes is freed when its backward is done (a scope around it).
  * Not here: clipping and the update (trainer.ts), the optimizers (optim/).
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../ops/tape.js';
 import { PeftError } from '../errors.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';

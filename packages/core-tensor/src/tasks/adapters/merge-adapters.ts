@@ -20,7 +20,7 @@
  */
 import type { NamedRawTensor } from '../../dtype.js';
 import { inputError, PeftError } from '../../errors.js';
-import { hashString } from '../../fixtures/rng.js';
+import { hashString } from '../../random/rng.js';
 import { writePeftAdapter } from '../../io/peft-adapter.js';
 import { lowRankApprox } from '../../linalg/index.js';
 import type { LowRankDelta, MethodDef } from '../../plugin/method.js';

@@ -17,7 +17,7 @@ import { PeftError } from '../../errors.js';
 import { withAtomicOutput, copyAuxFiles } from '../../io/atomic.js';
 import { floatKeysOf, pyJsonDumps } from '../../io/py-json.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
-import { hashString } from '../../fixtures/rng.js';
+import { hashString } from '../../random/rng.js';
 import type { Registry } from '../../plugin/registry.js';
 import { prepareMerge, type MergeCheckReport, type PreparedMerge } from './check.js';
 import type { MergeSource } from './inputs.js';

@@ -4,8 +4,8 @@
  * the op's gradient ran, or when no live tensor can reach the node any more. `ctx` carries small
  * non-tensor facts (axis, indices, sizes).
  */
-import type { OpKind } from '../ops/kinds.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { OpKind } from './kinds.js';
 
 export interface Node<C = unknown> {
   readonly op: OpKind;

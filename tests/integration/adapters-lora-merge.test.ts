@@ -1,5 +1,6 @@
 /**
- * The adapter jobs with the real LoRA method (plugin-lora, found in the registry by peft_type):
+ * Two plugins together, through the built packages as a library user imports them: the adapter
+ * jobs with the real LoRA method (plugin-lora, found in the registry by peft_type) and plugin-merge:
  * folding then running the model gives the logits of the base with the adapter applied
  * (loadAdapter), for LoRA, rsLoRA and DoRA, on a float and on a 4-bit base; a merged adapter
  * (cat, linear) loaded on the base gives the logits of folding its inputs.
@@ -7,19 +8,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { noGrad } from '../../core-tensor/src/autograd/tape.js';
-import { tidy } from '../../core-tensor/src/tensor/scope.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createRegistry, foldAdapters, generateTinyLlama, Llama, mergeAdapters, peftKey, quantizeModel, readPeftAdapter,
-  registerBuiltins, resolveOptions, writePeftAdapter, type Registry,
-} from '../../core-tensor/src/index.js';
-import { Xoshiro128 } from '../../core-tensor/src/fixtures/rng.js';
-import { register as registerLora } from '../../plugin-lora/src/index.js';
-import { register as registerMerge } from '../src/index.js';
-
-// The plugins import the core by package name: give them this source tree (not a possibly stale dist).
-vi.mock('@peft/core-tensor', () => import('../../core-tensor/src/index.js'));
+  createRegistry, foldAdapters, generateTinyLlama, Llama, mergeAdapters, noGrad, peftKey, quantizeModel, readPeftAdapter,
+  registerBuiltins, resolveOptions, tidy, writePeftAdapter, Xoshiro128, type Registry,
+} from '@peft/core-tensor';
+import { register as registerLora } from '@peft/plugin-lora';
+import { register as registerMerge } from '@peft/plugin-merge';
 
 let root: string;
 let n = 0;

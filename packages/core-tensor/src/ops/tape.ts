@@ -3,10 +3,12 @@
  * requires grad and grad mode is on. In no-grad mode nothing is recorded and nothing is saved.
  * Nodes are reference counted (result handle + consumers), so a graph whose last live tensor is
  * disposed without backward releases its saved activations at once.
+ * It lives in ops/ so that ops need nothing above them; autograd/ (backward, the gradient table)
+ * reads it.
  */
-import type { OpKind } from '../ops/kinds.js';
 import { keep } from '../tensor/scope.js';
 import { shareStorage, type Tensor } from '../tensor/tensor.js';
+import type { OpKind } from './kinds.js';
 import type { Node } from './node.js';
 
 let enabled = true;

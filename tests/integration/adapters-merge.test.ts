@@ -2,33 +2,34 @@
  * mergeAdapters against scripts/ref/adapter_merge_reference.py: cat reproduces Σ wᵢ sᵢ Bᵢ Aᵢ exactly
  * (f32 rounding), linear / ties + SVD equal NumPy's best rank-r approximation, rsLoRA scales are
  * taken from each adapter's config, the written adapter has scaling 1 and use_rslora false, and the
- * reported SVD error matches NumPy's. Mergers are plugin-merge's registry entries.
+ * reported SVD error matches NumPy's. Mergers are plugin-merge's registry entries; the adapters are
+ * read and written by plugin-lora's delta() / fromDelta() (found by peft_type), both built packages.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { asF32, createRegistry, mergeAdapters, readPeftAdapter, SafetensorsFile, type Registry } from '../../core-tensor/src/index.js';
-import { register as registerMerge } from '../src/index.js';
-import { denseDelta, relFrobenius, testLora } from '../../core-tensor/test/adapters-lora-method.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asF32, createRegistry, mergeAdapters, readPeftAdapter, SafetensorsFile, type MethodDef, type Registry } from '@peft/core-tensor';
+import { register as registerLora } from '@peft/plugin-lora';
+import { register as registerMerge } from '@peft/plugin-merge';
+import { denseDelta, relFrobenius } from './helpers.js';
 
-// plugin-merge imports the core by package name: give it this source tree (not a possibly stale dist).
-vi.mock('@peft/core-tensor', () => import('../../core-tensor/src/index.js'));
-
-const FIX = join(__dirname, '..', '..', 'core-tensor', 'test', 'fixtures', 'adapters');
+const FIX = join(__dirname, '..', '..', 'packages', 'core-tensor', 'test', 'fixtures', 'adapters');
 const [A, B, DORA] = ['a', 'b', 'dora'].map((d) => join(FIX, d));
 let root: string;
 let n = 0;
 const fresh = () => join(root, `case${n++}`);
 let registry: Registry;
+let lora: MethodDef;
 let expected: SafetensorsFile;
 let meta: { weights: number[]; density: number; linear: Record<string, { rank: number; rel_error: number }>; ties: Record<string, { rank: number; rel_error: number }> };
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'peft-adapter-merge-'));
   registry = createRegistry();
-  registry.method(testLora);
+  registerLora(registry);
+  lora = registry.get('method', 'lora');
   registerMerge(registry);
   expected = await SafetensorsFile.open(join(FIX, 'expected.safetensors'));
   meta = JSON.parse(await readFile(join(FIX, 'expected.json'), 'utf8'));
@@ -43,7 +44,7 @@ const MODULES = [0, 1].flatMap((l) => ['k_proj', 'q_proj', 'v_proj'].map((m) => 
 /** The merged adapter's per-module s · B · A, through the method's own delta(). */
 async function mergedDeltas(dir: string) {
   const adapter = await readPeftAdapter(dir);
-  return { config: adapter.config, deltas: new Map(testLora.delta!(adapter).map((d) => [d.module, d])) };
+  return { config: adapter.config, deltas: new Map(lora.delta!(adapter).map((d) => [d.module, d])) };
 }
 
 describe('cat', () => {
@@ -67,7 +68,7 @@ describe('cat', () => {
     const out = fresh();
     await mergeAdapters({ adapters: [B], weights: [1], method: 'cat', out }, registry);
     const d = (await mergedDeltas(out)).deltas.get('model.layers.0.self_attn.q_proj')!;
-    const src = testLora.delta!(await readPeftAdapter(B)).find((x) => x.module === d.module)!;
+    const src = lora.delta!(await readPeftAdapter(B)).find((x) => x.module === d.module)!;
     expect(src.scale).toBeCloseTo(8 / Math.sqrt(6), 12);
     expect(relFrobenius(denseDelta(d), denseDelta(src))).toBeLessThan(1e-6);
     expect(relFrobenius(denseDelta(d), denseDelta({ ...src, scale: 8 / 6 }))).toBeGreaterThan(0.5);

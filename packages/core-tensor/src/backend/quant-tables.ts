@@ -3,7 +3,8 @@
  * NF4 / FP4 code books and the decision thresholds of its CUDA quantizers (csrc/kernels.cu
  * dQuantizeNF4 / dQuantizeFP4), the `quant_map` tensors bitsandbytes serializes
  * (bitsandbytes/functional.py get_4bit_type), and the signed 8-bit dynamic map used for double
- * quantization (functional.py create_dynamic_map). Data only; the kernels live in backend/.
+ * quantization (functional.py create_dynamic_map). Data only: here, under backend/, because the
+ * reference kernels need them (quant/ builds the formats on top); quant/ re-exports them.
  */
 
 /** NF4 code book, index = 4-bit code (functional.py get_4bit_type('nf4'); kernels.cu nf4 LUT). */
