@@ -8,3 +8,4 @@ export * from './eval.js';
 export * from './adapters/index.js';
 export * from './merge/index.js';
 export * from './train-run.js';
+export * from './positions.js';
