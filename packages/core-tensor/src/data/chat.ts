@@ -31,7 +31,7 @@ export async function renderChats(tok: Tokenizer, rows: readonly { messages: rea
   const results = await tok.renderConversations(rows.map((r) => r.messages));
   const out: ConversationRender[] = [];
   results.forEach((r, i) => {
-    if (r instanceof PeftError) throw new PeftError(r.code, `${rows[i].where}: ${r.message}`);
+    if (r instanceof PeftError) throw r.exitCode === 2 ? new PeftError(r.code, `${rows[i].where}: ${r.message}`) : r; // a broken renderer is no row's fault
     out.push(r);
   });
   if (out.length !== rows.length) throw new PeftError('E_RUNTIME', `the chat template renderer answered ${out.length} of ${rows.length} rows`);

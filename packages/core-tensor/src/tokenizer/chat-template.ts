@@ -64,6 +64,7 @@ function jobError(r: Extract<JobResult, { ok: false }>, source: string): PeftErr
   if (r.kind === 'limit') return new PeftError('E_INPUT', `${source}: the chat template exceeds a render limit: ${r.message}`);
   if (r.kind === 'parse') return inputError('E_FORMAT', `chat template ${r.message}`, source);
   if (r.kind === 'prefix') return new PeftError('E_INPUT', r.message);
+  if (r.kind === 'crash') return new PeftError('E_RUNTIME', `${source}: the chat template renderer failed: ${r.message}`);
   return new PeftError('E_INPUT', `${source}: chat template failed: ${r.message}`);
 }
 

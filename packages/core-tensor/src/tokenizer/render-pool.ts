@@ -43,9 +43,10 @@ function start(): Live {
   return { worker, progress: new Int32Array(progress) };
 }
 
-/** A worker that stopped during job `at`. */
+/** A worker that stopped during job `at`: over a limit (heap, time), or broken (a bug: exit 1). */
 interface Death {
   at: number;
+  kind: 'limit' | 'crash';
   message: string;
 }
 
@@ -64,10 +65,12 @@ function request(w: Live, template: string, jobs: Job[]): Promise<JobResult[] | 
       resolve(r);
     };
     const at = () => Atomics.load(w.progress, 0);
-    const onError = (e: Error & { code?: string }) => finish({
-      at: at(), message: e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `more than ${RENDER_HEAP_MIB} MiB of memory` : `the render worker failed (${e.message})`,
-    });
-    const onExit = (code: number) => finish({ at: at(), message: timedOut ? `more than ${RENDER_LIMITS.seconds} s` : `the render worker exited (${code})` });
+    const onError = (e: Error & { code?: string }) => finish(e.code === 'ERR_WORKER_OUT_OF_MEMORY'
+      ? { at: at(), kind: 'limit', message: `more than ${RENDER_HEAP_MIB} MiB of memory` }
+      : { at: at(), kind: 'crash', message: `the render worker failed (${e.message})` });
+    const onExit = (code: number) => finish(timedOut
+      ? { at: at(), kind: 'limit', message: `more than ${RENDER_LIMITS.seconds} s` }
+      : { at: at(), kind: 'crash', message: `the render worker exited (${code})` });
     // The worker checks its own clock between steps; this catches one builtin running long.
     let seen = -1;
     let since = Date.now();
@@ -88,7 +91,7 @@ function request(w: Live, template: string, jobs: Job[]): Promise<JobResult[] | 
       settled = true;
       clearInterval(watch);
       w.worker.off('message', finish).off('error', onError).off('exit', onExit).unref();
-      resolve({ at: -1, message: (e as Error).message });
+      resolve({ at: -1, kind: 'limit', message: (e as Error).message });
     }
   });
 }
@@ -109,6 +112,7 @@ async function runJobs(template: string, jobs: Job[]): Promise<JobResult[]> {
     for (const job of jobs) out.push((await runJobs(template, [job]))[0]); // one result per single job
     return out;
   }
+  if (r.kind === 'crash') return [{ ok: false, kind: 'crash', message: r.message }]; // not the data's fault: no retry
   const before = r.at > 0 ? await runJobs(template, jobs.slice(0, r.at)) : [];
   return [...before, { ok: false, kind: 'limit', message: r.message }];
 }

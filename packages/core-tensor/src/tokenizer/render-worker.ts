@@ -57,7 +57,7 @@ export interface Turn {
 
 export type JobResult =
   | { ok: true; text: string; turns?: Turn[] }
-  | { ok: false; kind: 'limit' | 'parse' | 'template' | 'prefix'; message: string };
+  | { ok: false; kind: 'limit' | 'parse' | 'template' | 'prefix' | 'crash'; message: string };
 
 export interface WorkerRequest {
   template: string;
@@ -101,6 +101,12 @@ export function renderWorkerMain(load: (id: string) => unknown): void {
   const proto = jinja.Interpreter.prototype as unknown as Record<'evaluate' | 'evaluateBlock', Method>;
   const evaluate = proto.evaluate;
   const evaluateBlock = proto.evaluateBlock; // once per loop iteration, so an empty body still counts
+  const envProto = jinja.Environment.prototype as unknown as { set: (this: unknown, name: string, value: unknown) => unknown };
+  const set = envProto.set;
+  // The hooks below are @huggingface/jinja internals (0.5.x): without them no render is bounded, so none runs.
+  if (![evaluate, evaluateBlock, set].every((f) => typeof f === 'function')) {
+    throw new Error('@huggingface/jinja lacks Interpreter.evaluate / evaluateBlock or Environment.set: renders cannot be bounded');
+  }
   // A for loop sets up every item before its first iteration: its iterable's length is charged as
   // steps, so a loop left by {% break %} is not free.
   const iterables = new WeakSet<object>();
@@ -134,8 +140,6 @@ export function renderWorkerMain(load: (id: string) => unknown): void {
   };
 
   // The library's globals are declared through Environment.set (setupGlobals): range is swapped there.
-  const envProto = jinja.Environment.prototype as unknown as { set: (this: unknown, name: string, value: unknown) => unknown };
-  const set = envProto.set;
   envProto.set = function (name, value) {
     return set.call(this, name, name === 'range' ? range : value);
   };
