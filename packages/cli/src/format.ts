@@ -19,6 +19,6 @@ export function count(n: number): string {
 
 /** Left-aligned columns, two spaces apart. */
 export function table(rows: string[][]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const widths = rows[0].map((_, c) => rows.reduce((m, r) => Math.max(m, (r[c] ?? '').length), -Infinity));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')).join('\n');
 }

@@ -71,7 +71,7 @@ describe('peft generate', () => {
     const r = await peft(['generate', tiny, '--prompt', 'What is 2+2?', '--chat', '-n', '3', '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     const tok = await Tokenizer.fromFolder(tiny);
-    expect(r.json().promptTokenIds).toEqual(tok.encodeChat([{ role: 'user', content: 'What is 2+2?' }], { addGenerationPrompt: true }));
+    expect(r.json().promptTokenIds).toEqual(await tok.encodeChat([{ role: 'user', content: 'What is 2+2?' }], { addGenerationPrompt: true }));
   });
 
   it.each([

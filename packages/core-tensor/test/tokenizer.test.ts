@@ -56,11 +56,11 @@ describe('the fixture tokenizer', () => {
 describe('chat templates', () => {
   const messages = [{ role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello.' }, { role: 'user', content: 'Sum 2+2?' }];
 
-  it('renders the folder\'s template with eos_token and add_generation_prompt', () => {
-    expect(tok.applyChatTemplate(messages.slice(0, 1))).toBe('<|user|>\nHi there</s>\n');
-    const text = tok.applyChatTemplate(messages, { addGenerationPrompt: true });
+  it('renders the folder\'s template with eos_token and add_generation_prompt', async () => {
+    expect(await tok.applyChatTemplate(messages.slice(0, 1))).toBe('<|user|>\nHi there</s>\n');
+    const text = await tok.applyChatTemplate(messages, { addGenerationPrompt: true });
     expect(text).toBe('<|user|>\nHi there</s>\n<|assistant|>\nHello.</s>\n<|user|>\nSum 2+2?</s>\n<|assistant|>\n');
-    const ids = tok.encodeChat(messages, { addGenerationPrompt: true });
+    const ids = await tok.encodeChat(messages, { addGenerationPrompt: true });
     expect(ids.filter((i) => i === 2)).toHaveLength(3); // "</s>" in the text is the special token
     expect(ids[0]).not.toBe(1); // no BOS added on top of the template
     expect(tok.decode(ids)).toBe(text);
@@ -71,28 +71,28 @@ describe('chat templates', () => {
       config: { ...(tokenizerConfigJson(2048) as object), ...config }, chatTemplate });
   }
 
-  it('a template that writes bos_token gets exactly one BOS', () => {
+  it('a template that writes bos_token gets exactly one BOS', async () => {
     const t = withTemplate({ chat_template: "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }} {% endfor %}" });
-    const ids = t.encodeChat(messages.slice(0, 1));
+    const ids = await t.encodeChat(messages.slice(0, 1));
     expect(ids.filter((i) => i === 1)).toEqual([1]);
     expect(ids[0]).toBe(1);
     expect(t.decode(ids)).toBe('<s>[user] Hi there ');
   });
 
-  it('picks the "default" of a template list; chat_template.jinja wins over tokenizer_config.json', () => {
+  it('picks the "default" of a template list; chat_template.jinja wins over tokenizer_config.json', async () => {
     const list = withTemplate({ chat_template: [{ name: 'tool_use', template: 'TOOLS' }, { name: 'default', template: 'D{{ messages|length }}' }] });
-    expect(list.applyChatTemplate(messages)).toBe('D3');
-    expect(withTemplate({ chat_template: 'CONFIG' }, 'FILE {{ messages[0].content }}').applyChatTemplate(messages)).toBe('FILE Hi there');
+    expect(await list.applyChatTemplate(messages)).toBe('D3');
+    expect(await withTemplate({ chat_template: 'CONFIG' }, 'FILE {{ messages[0].content }}').applyChatTemplate(messages)).toBe('FILE Hi there');
     expect(() => withTemplate({ chat_template: [{ name: 'x', template: 'y' }] })).toThrow(/without a "default"/);
   });
 
-  it('a template\'s raise_exception and a missing template are input errors', () => {
+  it('a template\'s raise_exception and a missing template are input errors', async () => {
     const strict = withTemplate({ chat_template: "{% if messages[0]['role'] != 'system' %}{{ raise_exception('first message must be system') }}{% endif %}ok" });
-    expect(() => strict.applyChatTemplate(messages)).toThrow(/first message must be system/);
-    expect(strict.applyChatTemplate([{ role: 'system', content: 's' }])).toBe('ok');
+    await expect(strict.applyChatTemplate(messages)).rejects.toThrow(/first message must be system/);
+    expect(await strict.applyChatTemplate([{ role: 'system', content: 's' }])).toBe('ok');
     const none = withTemplate({ chat_template: null });
-    expect(() => none.applyChatTemplate(messages)).toThrow(expect.objectContaining({ code: 'E_INPUT' }));
-    expect(() => tok.applyChatTemplate([{ role: 'user' } as never])).toThrow(/message 0 needs a string "role" and "content"/);
+    await expect(none.applyChatTemplate(messages)).rejects.toThrow(expect.objectContaining({ code: 'E_INPUT' }));
+    await expect(tok.applyChatTemplate([{ role: 'user' } as never])).rejects.toThrow(/message 0 needs a string "role" and "content"/);
   });
 
   it('a folder without tokenizer.json is named in the error', async () => {

@@ -26,7 +26,8 @@ export default class Eval extends PeftCommand {
     batch: Flags.integer({ description: 'rows per forward pass', default: 8, min: 1 }),
     data: Flags.string({ char: 'd', description: 'JSONL file of {"prompt", "completion"} rows', required: true }),
     'exact-match': Flags.boolean({ description: 'also greedy-generate every completion', default: true, allowNo: true }),
-    'seq-len': Flags.integer({ description: 'longest sequence scored [default: min(1024, max_position_embeddings)]', min: 2 }),
+    'max-row-bytes': Flags.integer({ description: 'longest JSONL line in bytes; longer is refused [default: 8388608 (8 MiB)]', min: 1 }),
+    'seq-len': Flags.integer({ description: 'longest sequence scored, at most max_position_embeddings [default: min(1024, max_position_embeddings)]', min: 2 }),
   };
 
   public async run() {
@@ -36,7 +37,7 @@ export default class Eval extends PeftCommand {
     const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter) : undefined;
     const live = !this.jsonEnabled() && process.stderr.isTTY;
     const s = await core.runEval({
-      modelDir: args.model, dataFile: flags.data, batchSize: flags.batch, seqLen: flags['seq-len'],
+      modelDir: args.model, dataFile: flags.data, batchSize: flags.batch, seqLen: flags['seq-len'], maxRowBytes: flags['max-row-bytes'],
       exactMatch: flags['exact-match'], applyAdapter, kernels,
       onProgress: live ? (done, n, phase) => process.stderr.write(`\r${phase === 'score' ? 'scored' : 'generated'} ${done}/${n} rows`) : undefined,
     });

@@ -7,7 +7,9 @@ export default class Generate extends PeftCommand {
   static override summary = 'Continue a prompt with a model, streaming the text as it is generated.';
   static override description =
     'Prefills the prompt, then generates token by token with a KV cache until an end-of-sequence token or --max-new-tokens. ' +
-    'Temperature 0 (the default) is greedy; otherwise tokens are sampled (temperature, then top-p) from a seeded stream.';
+    'Temperature 0 (the default) is greedy; otherwise tokens are sampled (temperature, then top-p) from a seeded stream. ' +
+    'Prompt and new tokens together hold at most the model\'s max_position_embeddings: a longer prompt is refused, and generation ' +
+    'stops there (stopReason "max_position_embeddings", with a note on stderr).';
 
   static override examples = [
     '<%= config.bin %> generate ./tiny-llama --prompt "Once upon a time"',
@@ -43,6 +45,10 @@ export default class Generate extends PeftCommand {
       seed: flags.seed, applyAdapter, kernels, onText: stream ? (d) => process.stdout.write(d) : undefined,
     });
     if (stream) process.stdout.write('\n');
+    if (stream && r.stopReason === 'max_position_embeddings') {
+      this.logToStderr(`note: stopped after ${r.tokenIds.length} new tokens: the prompt's ${r.promptTokenIds.length} and these fill ` +
+        `max_position_embeddings (${r.maxPositions})`);
+    }
     return r;
   }
 }

@@ -6,6 +6,7 @@
  * Llama.loss do), and -100 marks a position that is never scored.
  * Not here: reading files (jsonl.ts), tokenizing (tokenize.ts, chat.ts), batching (batch.ts).
  */
+import type { FileFingerprint } from './lines.js';
 
 /** The ignore index of transformers' cross-entropy (torch.nn.CrossEntropyLoss ignore_index default). */
 export const IGNORE_INDEX = -100;
@@ -53,6 +54,10 @@ export interface Dataset {
   train: Example[];
   val: Example[];
   stats: DatasetStats;
+  /** the training file's size and SHA-256 as read (resume refuses other bytes) */
+  fingerprint: FileFingerprint;
+  /** the validation file's, when one was given */
+  valFingerprint?: FileFingerprint;
 }
 
 /** Labels the loss scores in one sequence: position 0 is never predicted (nothing precedes it). */

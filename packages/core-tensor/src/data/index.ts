@@ -7,3 +7,4 @@ export { IGNORE_INDEX, type Batch, type DataFormat, type Dataset, type DatasetSt
 export { loadDataset, type LoadDatasetOptions } from './dataset.js';
 export { batchesFor, type BatchOptions } from './batch.js';
 export { padIdFor, eosIdOf } from './tokenize.js';
+export { MAX_ROW_BYTES, readLines, type FileFingerprint } from './lines.js';

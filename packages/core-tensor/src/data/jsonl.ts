@@ -3,13 +3,13 @@
  * their keys (as TRL's dataset formats are): {"text"}, {"prompt", "completion"} or
  * {"messages": [{"role", "content"}, ...]}. The first row fixes the format; a row of another format,
  * invalid JSON, wrong types or an empty value is an E_INPUT naming `file:line`. Blank lines are
- * skipped; other keys (ids, metadata) are ignored. Not here: tokenization (tokenize.ts, chat.ts).
+ * skipped; other keys (ids, metadata) are ignored. Lines are streamed with a length limit and strict
+ * UTF-8 (lines.ts). Not here: tokenization (tokenize.ts, chat.ts).
  */
-import { promises as fsp } from 'node:fs';
 import { inputError } from '../errors.js';
-import { fsError } from '../io/safetensors-reader.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { DataFormat } from './example.js';
+import { MAX_ROW_BYTES, readLines, type FileFingerprint } from './lines.js';
 
 export type DataRow =
   | { format: 'text'; text: string; line: number }
@@ -66,25 +66,20 @@ function parseRow(raw: string, line: number, where: string): DataRow {
   return { format, messages: messagesOf(o.messages, where), line };
 }
 
-/** Every row of a JSONL file, all of the first row's format; throws E_INPUT naming file:line. */
-export async function readDataRows(file: string): Promise<{ format: DataFormat; rows: DataRow[] }> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (e) {
-    throw fsError(e, file, 'reading');
-  }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a UTF-8 byte-order mark is not JSON
+/**
+ * Every row of a JSONL file, all of the first row's format, and the file's fingerprint; throws
+ * E_INPUT naming file:line. Lines longer than maxRowBytes (default MAX_ROW_BYTES) are refused.
+ */
+export async function readDataRows(file: string, maxRowBytes = MAX_ROW_BYTES): Promise<{ format: DataFormat; rows: DataRow[]; fingerprint: FileFingerprint }> {
   const rows: DataRow[] = [];
-  text.split('\n').forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    const row = parseRow(raw, i + 1, `${file}:${i + 1}`);
+  const fingerprint = await readLines(file, maxRowBytes, (raw, line) => {
+    const row = parseRow(raw, line, `${file}:${line}`);
     const first = rows[0];
     if (first && row.format !== first.format) {
-      throw inputError('E_INPUT', `a ${row.format} row, but line ${first.line} is ${first.format}; a file holds one format`, `${file}:${i + 1}`);
+      throw inputError('E_INPUT', `a ${row.format} row, but line ${first.line} is ${first.format}; a file holds one format`, `${file}:${line}`);
     }
     rows.push(row);
   });
   if (rows.length === 0) throw inputError('E_INPUT', 'no rows (expected JSON lines of {"text"}, {"prompt", "completion"} or {"messages"})', file);
-  return { format: rows[0].format, rows };
+  return { format: rows[0].format, rows, fingerprint };
 }

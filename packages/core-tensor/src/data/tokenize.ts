@@ -14,7 +14,8 @@
  * in EOS gets one appended, unscored, as the separator TRL's ConstantLengthDataset puts between
  * examples (trl/trainer/utils.py `concat_token_id`).
  */
-import { inputError } from '../errors.js';
+import { inputError, PeftError } from '../errors.js';
+import type { ConversationRender } from '../tokenizer/chat-template.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { chatExample } from './chat.js';
 import { IGNORE_INDEX, type Example } from './example.js';
@@ -95,9 +96,9 @@ function promptCompletionExample(tok: Tokenizer, prompt: string, completion: str
 }
 
 /** messages: rendered by the chat template, assistant turns trained (chat.ts); keeps the first seqLen. */
-function messagesExample(tok: Tokenizer, row: Extract<DataRow, { format: 'messages' }>, o: TokenizeOptions): RowExamples {
+function messagesExample(tok: Tokenizer, row: Extract<DataRow, { format: 'messages' }>, chat: ConversationRender, o: TokenizeOptions): RowExamples {
   const where = `${o.file}:${row.line}`;
-  let { ids, labels } = chatExample(tok, row.messages, where);
+  let { ids, labels } = chatExample(tok, chat, where);
   // TRL truncates conversations from the end (keeps input_ids[:max_length]).
   const truncated = !o.packing && ids.length > o.seqLen;
   if (truncated) {
@@ -122,13 +123,17 @@ function withSeparator(ex: Example, tok: Tokenizer, eos: number | undefined): Ex
   return { ids, labels, line: ex.line };
 }
 
-/** The examples of one row (E_INPUT naming file:line when the row cannot be trained on). */
-export function rowExamples(tok: Tokenizer, row: DataRow, o: TokenizeOptions): RowExamples {
+/**
+ * The examples of one row (E_INPUT naming file:line when the row cannot be trained on); a messages
+ * row needs its render (chat.ts renderChats).
+ */
+export function rowExamples(tok: Tokenizer, row: DataRow, o: TokenizeOptions, chat?: ConversationRender): RowExamples {
   const eos = eosIdOf(tok);
   let out: RowExamples;
   if (row.format === 'text') out = textExamples(tok, row.text, eos, row.line, o);
   else if (row.format === 'prompt_completion') out = promptCompletionExample(tok, row.prompt, row.completion, eos, row.line, o);
-  else out = messagesExample(tok, row, o);
+  else if (chat) out = messagesExample(tok, row, chat, o);
+  else throw new PeftError('E_RUNTIME', `${o.file}:${row.line}: a messages row was tokenized without its render`);
   if (o.packing) out.examples = out.examples.map((ex) => withSeparator(ex, tok, eos));
   return out;
 }

@@ -51,7 +51,7 @@ export class Module {
   /** This module ('' or prefix) and every descendant, depth first, with dotted names. */
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix, this]];
-    for (const [name, m] of this.#modules) out.push(...m.namedModules(prefix ? `${prefix}.${name}` : name));
+    for (const [name, m] of this.#modules) for (const entry of m.namedModules(prefix ? `${prefix}.${name}` : name)) out.push(entry);
     return out;
   }
 

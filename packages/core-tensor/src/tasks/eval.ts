@@ -12,13 +12,14 @@
  */
 import { noGrad } from '../ops/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
-import { PeftError } from '../errors.js';
+import { inputError, PeftError } from '../errors.js';
 import type { Llama } from '../models/llama.js';
 import { zeros } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import { readEvalRows, tokenizeRow, type TokenizedRow } from './eval-data.js';
 import { argmax, generateTokens } from './generate.js';
 import { loadForInference, type ApplyAdapter } from './generate-run.js';
+import { maxPositionsOf, resolveSeqLen } from './positions.js';
 
 export interface EvalOptions {
   modelDir: string;
@@ -26,8 +27,10 @@ export interface EvalOptions {
   dataFile: string;
   /** Rows per forward (default 8). */
   batchSize?: number;
-  /** Longest sequence scored (default min(1024, max_position_embeddings)). */
+  /** Longest sequence scored (default min(1024, max_position_embeddings); above it is E_INPUT, positions.ts). */
   seqLen?: number;
+  /** Longest JSONL line in bytes (default MAX_ROW_BYTES, 8 MiB). */
+  maxRowBytes?: number;
   /** Also greedy-generate each completion (default true). */
   exactMatch?: boolean;
   applyAdapter?: ApplyAdapter;
@@ -62,7 +65,7 @@ function scoreRow(row: Float32Array, target: number): [number, boolean] {
 /** Teacher-forced scores of one right-padded batch. */
 export function scoreBatch(model: Llama, batch: readonly TokenizedRow[], padId: number, kernels?: TrainKernels): Score {
   const B = batch.length;
-  const T = Math.max(...batch.map((r) => r.ids.length));
+  const T = batch.reduce((m, r) => Math.max(m, r.ids.length), 0);
   const data = new Int32Array(B * T).fill(padId);
   const predictors: number[] = []; // flat [B*T] index of the position predicting each scored token
   const targets: number[] = [];
@@ -118,11 +121,20 @@ function checkOptions(o: EvalOptions): void {
 
 export async function runEval(o: EvalOptions): Promise<EvalSummary> {
   checkOptions(o);
-  const rows = await readEvalRows(o.dataFile); // bad data fails before the model is loaded
+  let seqLen = resolveSeqLen(o.seqLen, 1024, await maxPositionsOf(o.modelDir), o.modelDir);
+  const rows = await readEvalRows(o.dataFile, o.maxRowBytes); // bad data fails before the model is loaded
   const t0 = performance.now();
   const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter);
   try {
-    const seqLen = o.seqLen ?? Math.min(1024, model.config.maxPositionEmbeddings);
+    // An adapter's virtual tokens (prompt methods) take positions too: the default shrinks, a given --seq-len must fit.
+    const room = model.config.maxPositionEmbeddings - model.virtualTokens();
+    if (seqLen > room) {
+      if (o.seqLen !== undefined) {
+        throw inputError('E_INPUT', `seq-len ${seqLen} + ${model.virtualTokens()} virtual tokens exceed max_position_embeddings ` +
+          `${model.config.maxPositionEmbeddings}`, o.modelDir);
+      }
+      seqLen = room;
+    }
     const tokenized = rows.map((r) => tokenizeRow(tokenizer, r, seqLen, o.dataFile));
     const padId = tokenizer.padTokenId ?? tokenizer.eosTokenIds[0] ?? 0;
     const batchSize = o.batchSize ?? 8;

@@ -1,13 +1,14 @@
 /**
  * `peft generate` as a library call: load a model folder and its tokenizer, optionally apply an
- * adapter, encode the prompt (raw, or as one user turn through the chat template), generate with
- * the KV cache and stream text deltas to a callback.
+ * adapter, encode the prompt (raw, or as one user turn through the chat template, rendered bounded),
+ * generate with the KV cache and stream text deltas to a callback. The model's positions bound the
+ * prompt and the generation (positions.ts).
  */
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { Llama } from '../models/llama.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import { generateTokens, TextStream, type SamplingOptions } from './generate.js';
+import { generateTokens, TextStream, type SamplingOptions, type StopReason } from './generate.js';
 
 /** Applies an adapter to a loaded base model (the CLI builds one from a method plugin). */
 export type ApplyAdapter = (model: Llama) => Promise<void> | void;
@@ -29,7 +30,10 @@ export interface GenerateSummary {
   /** New token ids (a final stop token included). */
   tokenIds: number[];
   promptTokenIds: number[];
-  stopReason: 'stop' | 'length';
+  /** "max_position_embeddings": prompt + new tokens filled the model's positions (positions.ts) */
+  stopReason: StopReason;
+  /** the model's max_position_embeddings */
+  maxPositions: number;
   seconds: number;
   tokensPerSecond: number;
 }
@@ -50,7 +54,7 @@ export async function runGenerate(o: GenerateTaskOptions): Promise<GenerateSumma
   const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter);
   try {
     const promptTokenIds = o.chat
-      ? tokenizer.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true })
+      ? await tokenizer.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true })
       : tokenizer.encode(o.prompt);
     const stream = new TextStream(tokenizer);
     const t0 = performance.now();
@@ -69,7 +73,7 @@ export async function runGenerate(o: GenerateTaskOptions): Promise<GenerateSumma
     const { tokenIds, stopReason } = step.value;
     return {
       text: tokenizer.decode(tokenIds, { skipSpecialTokens: true }), tokenIds, promptTokenIds, stopReason,
-      seconds, tokensPerSecond: seconds > 0 ? tokenIds.length / seconds : 0,
+      maxPositions: model.config.maxPositionEmbeddings, seconds, tokensPerSecond: seconds > 0 ? tokenIds.length / seconds : 0,
     };
   } finally {
     model.dispose();

@@ -4,6 +4,8 @@
  * order: temperature, then top-p (TopPLogitsWarper: drop the least likely tokens whose cumulative
  * probability stays <= 1 - top_p, keeping at least one); temperature 0 is greedy (argmax, first of
  * ties). Seeded (xoshiro128**): the same seed gives the same text. Batch of one sequence.
+ * Positions follow positions.ts: a prompt that leaves no room is refused before any forward, and
+ * generation stops when prompt + new tokens fill max_position_embeddings.
  * Not here: beam search, repetition penalties, batched generation.
  */
 import { noGrad } from '../ops/tape.js';
@@ -13,6 +15,7 @@ import { Xoshiro128 } from '../random/rng.js';
 import type { Llama } from '../models/llama.js';
 import { tidy } from '../tensor/scope.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { positionsLeft } from './positions.js';
 
 export interface SamplingOptions {
   /** 0 (default) = greedy; otherwise logits are divided by it before softmax. */
@@ -31,10 +34,13 @@ export interface GenerateOptions extends SamplingOptions {
   kernels?: TrainKernels;
 }
 
+/** Why generation ended: a stop token, --max-new-tokens, or the model's positions were full. */
+export type StopReason = 'stop' | 'length' | 'max_position_embeddings';
+
 export interface GenerateResult {
   /** The new tokens (a stop token, if one ended generation, is the last). */
   tokenIds: number[];
-  stopReason: 'stop' | 'length';
+  stopReason: StopReason;
 }
 
 function checkSampling(o: GenerateOptions): void {
@@ -95,11 +101,15 @@ export function* generateTokens(model: Llama, promptIds: ArrayLike<number>, opts
   }
   const stop = new Set(opts.stopTokenIds ?? model.config.eosTokenIds);
   const rng = new Xoshiro128(opts.seed ?? 0);
+  const maxNew = opts.maxNewTokens ?? 64;
   const cache = model.newCache();
   const out: number[] = [];
   try {
+    // A fresh cache takes the hooks' positions (prefix, virtual tokens) on its first forward.
+    const room = positionsLeft(model.config.maxPositionEmbeddings, cache.length + model.virtualTokens(), promptIds.length, maxNew);
     let input = Int32Array.from(promptIds);
-    while (out.length < (opts.maxNewTokens ?? 64)) {
+    while (out.length < maxNew) {
+      if (out.length === room) return { tokenIds: out, stopReason: 'max_position_embeddings' };
       const logits = noGrad(() => tidy(() => {
         const h = model.forward(input, { kvCache: cache, kernels: opts.kernels }).hidden; // [1, T, C]
         return model.logits(h.slice(1, input.length - 1, input.length), { kernels: opts.kernels }).data.slice(); // [V]

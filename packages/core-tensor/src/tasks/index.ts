@@ -9,3 +9,4 @@ export * from './adapters/index.js';
 export * from './merge/index.js';
 export * from './train-run.js';
 export * from './train-recipe.js';
+export * from './positions.js';

@@ -136,8 +136,8 @@ export async function quantizeModel(opts: QuantizeModelOptions): Promise<Quantiz
     const names = model.tensorNames;
     const plan = names.map((name) => ({ name, module: selectModule(name, model.info(name).shape, sel) }));
     const infos = names.map((n) => model.info(n));
-    const maxElems = Math.max(0, ...plan.filter((p) => p.module).map((p) => numel(model.info(p.name).shape)));
-    const scratch = new Scratch(Math.max(0, ...infos.map((i) => i.byteLength)), maxElems);
+    const maxElems = plan.reduce((m, p) => (p.module ? Math.max(m, numel(model.info(p.name).shape)) : m), 0);
+    const scratch = new Scratch(infos.reduce((m, i) => Math.max(m, i.byteLength), 0), maxElems);
     if (!plan.some((p) => p.module)) {
       throw new PeftError('E_INPUT', `${opts.modelDir}: no tensor matches the targets (${sel.targets.join(', ')})`);
     }

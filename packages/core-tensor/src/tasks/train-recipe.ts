@@ -19,7 +19,7 @@ import { parseYamlMapping } from '../io/yaml-file.js';
 /** Recipe keys (snake_case) and the type each must have. */
 export const TRAIN_RECIPE_KEYS = {
   data: 'string', out: 'string', method: 'string', optimizer: 'string', schedule: 'string', val_data: 'string',
-  steps: 'number', epochs: 'number', lr: 'number', batch: 'number', grad_accum: 'number', seq_len: 'number', seed: 'number',
+  steps: 'number', epochs: 'number', lr: 'number', batch: 'number', grad_accum: 'number', seq_len: 'number', seed: 'number', max_row_bytes: 'number',
   warmup_steps: 'number', warmup_ratio: 'number', max_grad_norm: 'number', val_split: 'number', eval_every: 'number', save_every: 'number',
   packing: 'boolean', options: 'object', optimizer_options: 'object',
 } as const;

@@ -7,7 +7,7 @@
 import { noGrad } from '../ops/tape.js';
 import { getTrainKernels } from '../backend/native-train.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
-import { batchesFor, loadDataset, padIdFor, type Batch, type DatasetStats } from '../data/index.js';
+import { batchesFor, loadDataset, padIdFor, type Batch, type DatasetStats, type FileFingerprint } from '../data/index.js';
 import { inputError, PeftError } from '../errors.js';
 import { Llama } from '../models/llama.js';
 import type { MethodDef } from '../plugin/method.js';
@@ -19,6 +19,7 @@ import { totalStepsOf } from '../train/plan.js';
 import { train } from '../train/trainer.js';
 import type { TrainEvent, TrainResult } from '../train/types.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { maxPositionsOf, resolveSeqLen } from './positions.js';
 
 export interface TrainRunOptions {
   modelDir: string;
@@ -35,8 +36,10 @@ export interface TrainRunOptions {
   lr: number;
   batchSize: number;
   gradAccum?: number;
-  /** Longest row (default min(512, max_position_embeddings)). */
+  /** Longest row (default min(512, max_position_embeddings); above it is E_INPUT, positions.ts). */
   seqLen?: number;
+  /** Longest JSONL line in bytes (default MAX_ROW_BYTES, 8 MiB). */
+  maxRowBytes?: number;
   packing?: boolean;
   seed: number;
   schedule?: string;
@@ -85,6 +88,14 @@ function checkNumbers(o: TrainRunOptions): ScheduleName | undefined {
   return o.schedule as ScheduleName | undefined;
 }
 
+/**
+ * A data file's bytes as a resume setting: a checkpoint trained on other bytes is refused by it, the
+ * message naming the file (train/plan.ts settingsMismatch).
+ */
+function contentOf(file: string, f: FileFingerprint): string {
+  return `${file}: ${f.bytes} bytes, sha256 ${f.sha256}`;
+}
+
 /** Mean loss of one batch (the method's modules read dropoutSeed). */
 function lossOf(model: Llama, b: Batch, kernels: TrainKernels | undefined, dropoutSeed?: number) {
   const shape = [b.B, b.T] as const;
@@ -98,10 +109,12 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
   const optimizerDef = registry.get('optimizer', o.optimizer ?? 'adamw');
   const optimizerOptions = resolveOptions(optimizerDef.name, optimizerDef.options, o.optimizerOptions ?? {});
 
+  const seqLen = resolveSeqLen(o.seqLen, 512, await maxPositionsOf(o.modelDir), o.modelDir);
   o.onStatus?.('reading data');
   const tokenizer = await Tokenizer.fromFolder(o.modelDir);
-  const seqLen = o.seqLen ?? 512;
-  const data = await loadDataset(o.dataFile, tokenizer, { seqLen, valSplit: o.valSplit, valFile: o.valFile, seed: o.seed, packing: o.packing });
+  const data = await loadDataset(o.dataFile, tokenizer, {
+    seqLen, valSplit: o.valSplit, valFile: o.valFile, seed: o.seed, packing: o.packing, maxRowBytes: o.maxRowBytes,
+  });
   const padId = padIdFor(tokenizer);
   const batching = { batchSize: o.batchSize, seqLen, seed: o.seed, packing: o.packing, padId };
   const valBatches = data.val.length ? batchesFor(data.val, { ...batching, epoch: 0, shuffle: false }) : [];
@@ -109,9 +122,6 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
   o.onStatus?.('loading model');
   const model = await Llama.fromFolder(o.modelDir);
   try {
-    if (seqLen > model.config.maxPositionEmbeddings) {
-      throw inputError('E_INPUT', `seq-len ${seqLen} exceeds max_position_embeddings ${model.config.maxPositionEmbeddings}`, o.modelDir);
-    }
     if (tokenizer.vocabSize > model.config.vocabSize) {
       throw inputError('E_FORMAT', `the tokenizer has ${tokenizer.vocabSize} ids, the model's vocab_size is ${model.config.vocabSize}`, o.modelDir);
     }
@@ -120,6 +130,11 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
       baseModelDir: o.modelDir, seed: o.seed, kernels: o.kernels,
       onProgress: (what, done, total) => o.onStatus?.(`${what} ${done}/${total}`),
     });
+    const virtual = model.virtualTokens();
+    if (seqLen + virtual > model.config.maxPositionEmbeddings) {
+      throw inputError('E_INPUT', `seq-len ${seqLen} + ${virtual} virtual tokens of ${method.name} exceed max_position_embeddings ` +
+        `${model.config.maxPositionEmbeddings}`, o.modelDir);
+    }
     const params = adapter.parameters();
     const k = o.kernels ?? getTrainKernels();
     const firstEpoch = batchesFor(data.train, { ...batching, epoch: 0 });
@@ -145,7 +160,9 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
         warmupRatio: o.warmupRatio, gradAccum: o.gradAccum, maxGradNorm: o.maxGradNorm, evalEvery: o.evalEvery,
         saveEvery: o.saveEvery, seed: o.seed, resume: o.resume, force: o.force, signal: o.signal,
         fingerprint: {
-          model: o.modelDir, data: o.dataFile, method: method.name, options: JSON.stringify(methodOptions),
+          model: o.modelDir, data: o.dataFile, data_content: contentOf(o.dataFile, data.fingerprint),
+          ...(o.valFile !== undefined && data.valFingerprint ? { val_data_content: contentOf(o.valFile, data.valFingerprint) } : {}),
+          val_split: o.valSplit ?? 0, method: method.name, options: JSON.stringify(methodOptions),
           optimizer: optimizerDef.name, optimizer_options: JSON.stringify(optimizerOptions), seq_len: seqLen, packing: !!o.packing,
         },
       });

@@ -7,9 +7,12 @@
  * globals. Where the template comes from follows transformers: chat_template.jinja beats
  * tokenizer_config.json's `chat_template`, which may be one string or a list of named templates
  * (the one named "default" is used).
+ * Templates run in a worker with a capped heap and step / size / time limits (render-pool.ts,
+ * render-worker.ts): a template is code from a downloaded folder, and must not take the process down.
  */
-import { Template } from '@huggingface/jinja';
 import { inputError, PeftError } from '../errors.js';
+import { renderJobs } from './render-pool.js';
+import type { JobResult, Turn } from './render-worker.js';
 
 export interface ChatMessage {
   role: string;
@@ -40,21 +43,6 @@ export function findChatTemplate(file: string | undefined, tokenizerConfig: Reco
   throw inputError('E_FORMAT', 'tokenizer_config.json chat_template must be a string or a list of {name, template}', where);
 }
 
-const parsed = new Map<string, Template>();
-
-function compile(template: string, where: string): Template {
-  let t = parsed.get(template);
-  if (!t) {
-    try {
-      t = new Template(template);
-    } catch (e) {
-      throw inputError('E_FORMAT', `chat template does not parse: ${(e as Error).message}`, where);
-    }
-    parsed.set(template, t);
-  }
-  return t;
-}
-
 function checkMessages(messages: readonly ChatMessage[]): void {
   messages.forEach((m, i) => {
     if (!m || typeof m.role !== 'string' || typeof m.content !== 'string') {
@@ -63,19 +51,51 @@ function checkMessages(messages: readonly ChatMessage[]): void {
   });
 }
 
-/** The prompt text for messages; a template's raise_exception becomes an E_INPUT naming the message. */
-export function renderChatTemplate(template: string, messages: readonly ChatMessage[], specialTokens: Record<string, string>,
-  opts: ChatTemplateOptions, where: string): string {
-  checkMessages(messages);
-  const vars: Record<string, unknown> = {
-    ...specialTokens, ...opts.extra, messages, add_generation_prompt: opts.addGenerationPrompt ?? false,
-  };
+/** The variables transformers gives a template, except messages / add_generation_prompt. */
+function baseVars(specialTokens: Record<string, string>, opts: ChatTemplateOptions): Record<string, unknown> {
+  const vars: Record<string, unknown> = { ...specialTokens, ...opts.extra };
   if (opts.tools !== undefined) vars.tools = opts.tools;
   if (opts.documents !== undefined) vars.documents = opts.documents;
-  try {
-    return compile(template, where).render(vars);
-  } catch (e) {
-    if (e instanceof PeftError) throw e;
-    throw new PeftError('E_INPUT', `${where}: chat template failed: ${(e as Error).message}`);
-  }
+  return vars;
+}
+
+/** A failed job as the user reads it; `source` names the template (its file). */
+function jobError(r: Extract<JobResult, { ok: false }>, source: string): PeftError {
+  if (r.kind === 'limit') return new PeftError('E_INPUT', `${source}: the chat template exceeds a render limit: ${r.message}`);
+  if (r.kind === 'parse') return inputError('E_FORMAT', `chat template ${r.message}`, source);
+  if (r.kind === 'prefix') return new PeftError('E_INPUT', r.message);
+  if (r.kind === 'crash') return new PeftError('E_RUNTIME', `${source}: the chat template renderer failed: ${r.message}`);
+  return new PeftError('E_INPUT', `${source}: chat template failed: ${r.message}`);
+}
+
+/**
+ * The prompt text for messages; a template's raise_exception, and a template past a render limit
+ * (RENDER_LIMITS), become an E_INPUT naming `source` (the template's file).
+ */
+export async function renderChatTemplate(template: string, messages: readonly ChatMessage[], specialTokens: Record<string, string>,
+  opts: ChatTemplateOptions, source: string): Promise<string> {
+  checkMessages(messages);
+  const vars = { ...baseVars(specialTokens, opts), messages, add_generation_prompt: opts.addGenerationPrompt ?? false };
+  const [r] = await renderJobs(template, [{ kind: 'render', vars }]);
+  if (!r.ok) throw jobError(r, source);
+  return r.text;
+}
+
+/** A rendered training conversation: its text and, per assistant message, the prefix renders' lengths. */
+export interface ConversationRender {
+  text: string;
+  turns: Turn[];
+}
+
+/**
+ * Each conversation rendered whole and up to each assistant turn (data/chat.ts), in one round trip
+ * to the render worker; a failed one is its PeftError (naming `source`), in place. The list may end
+ * early, at a conversation that took the worker down.
+ */
+export async function renderConversations(template: string, conversations: readonly (readonly ChatMessage[])[],
+  specialTokens: Record<string, string>, source: string): Promise<(ConversationRender | PeftError)[]> {
+  conversations.forEach(checkMessages);
+  const vars = baseVars(specialTokens, {});
+  const results = await renderJobs(template, conversations.map((messages) => ({ kind: 'conversation', vars, messages: [...messages] })));
+  return results.map((r) => (r.ok ? { text: r.text, turns: r.turns ?? [] } : jobError(r, source)));
 }

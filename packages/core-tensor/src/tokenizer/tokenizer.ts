@@ -7,12 +7,13 @@
  * as `apply_chat_template(tokenize=True)` does.
  * Not here: datasets, padding and batching (data/), slow `tokenizer.model`-only folders (unsupported).
  */
-import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { inputError, PeftError } from '../errors.js';
-import { fsError } from '../io/safetensors-reader.js';
-import { findChatTemplate, renderChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat-template.js';
+import { readTextFile } from '../io/regular-file.js';
+import { findChatTemplate, renderChatTemplate, renderConversations, type ChatMessage, type ChatTemplateOptions,
+  type ConversationRender } from './chat-template.js';
+import { cutAtEverySpace, pieces, PIECE_CHARS, PROBE_TEXT } from './pieces.js';
 
 type Json = Record<string, unknown>;
 
@@ -33,10 +34,10 @@ export interface TokenizerFiles {
 async function readJson(path: string, required: boolean): Promise<Json | undefined> {
   let text: string;
   try {
-    text = await fsp.readFile(path, 'utf8');
+    text = await readTextFile(path); // regular files only: a FIFO must not block
   } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fsError(e, path, 'reading');
+    if (!required && e instanceof PeftError && e.code === 'E_NOT_FOUND') return undefined;
+    throw e;
   }
   try {
     const v: unknown = JSON.parse(text);
@@ -70,6 +71,10 @@ export class Tokenizer {
   readonly padTokenId: number | undefined;
   /** The Jinja chat template, if the folder has one. */
   readonly chatTemplate: string | undefined;
+  /** The file the template comes from (errors name it). */
+  readonly chatTemplateSource: string;
+  /** Special ids encode() adds around a text (BOS ...), when long texts may be encoded in pieces. */
+  #frame: { prefix: number[]; suffix: number[] } | null | undefined;
 
   /** `where` names the source in errors (a folder path). */
   constructor(files: TokenizerFiles, readonly where = 'tokenizer.json') {
@@ -88,6 +93,7 @@ export class Tokenizer {
     this.eosTokenIds = [...new Set(eos.filter((x): x is number => x !== undefined))];
     this.padTokenId = idOf(tokenText(cfg.pad_token)) ?? ids(files.generationConfig?.pad_token_id)[0];
     this.chatTemplate = findChatTemplate(files.chatTemplate, cfg, where);
+    this.chatTemplateSource = join(where, files.chatTemplate !== undefined ? 'chat_template.jinja' : 'tokenizer_config.json');
   }
 
   /** tokenizer.json (+ tokenizer_config.json, config.json, generation_config.json, chat_template.jinja) of a folder. */
@@ -96,9 +102,9 @@ export class Tokenizer {
     if (!tokenizer) throw inputError('E_NOT_FOUND', 'no tokenizer.json (only fast tokenizers are supported)', dir);
     let chatTemplate: string | undefined;
     try {
-      chatTemplate = await fsp.readFile(join(dir, 'chat_template.jinja'), 'utf8');
+      chatTemplate = await readTextFile(join(dir, 'chat_template.jinja'));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, join(dir, 'chat_template.jinja'), 'reading');
+      if (!(e instanceof PeftError && e.code === 'E_NOT_FOUND')) throw e;
     }
     return new Tokenizer({
       tokenizer, chatTemplate,
@@ -108,9 +114,41 @@ export class Tokenizer {
     }, dir);
   }
 
-  /** Token ids of text; with special tokens (default) the post-processor adds BOS etc. as tokenizer.json says. */
+  /**
+   * Token ids of text; with special tokens (default) the post-processor adds BOS etc. as tokenizer.json
+   * says. A text longer than PIECE_CHARS is encoded piece by piece (pieces.ts) when this tokenizer
+   * encodes a probe cut that way exactly as whole, so a long row never costs the tokenizer's
+   * per-character working memory for all of it at once; otherwise it is encoded whole.
+   */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
-    return this.#hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const special = opts.addSpecialTokens ?? true;
+    const frame = text.length > PIECE_CHARS ? this.#piecewiseFrame() : null;
+    if (!frame) return this.#hf.encode(text, { add_special_tokens: special }).ids;
+    const ids: number[] = special ? frame.prefix.slice() : [];
+    for (const piece of pieces(text, PIECE_CHARS)) {
+      for (const id of this.#hf.encode(piece, { add_special_tokens: false }).ids) ids.push(id);
+    }
+    if (special) for (const id of frame.suffix) ids.push(id);
+    return ids;
+  }
+
+  /**
+   * The special ids around an encoding (prefix + plain ids + suffix = encode with special tokens), or
+   * null when encoding in pieces would change the ids (checked once, on PROBE_TEXT: e.g. a normalizer
+   * that prepends "▁" to every input).
+   */
+  #piecewiseFrame(): { prefix: number[]; suffix: number[] } | null {
+    if (this.#frame !== undefined) return this.#frame;
+    const plain = this.#hf.encode(PROBE_TEXT, { add_special_tokens: false }).ids;
+    const withSpecial = this.#hf.encode(PROBE_TEXT, { add_special_tokens: true }).ids;
+    const cut: number[] = [];
+    for (const piece of cutAtEverySpace(PROBE_TEXT)) for (const id of this.#hf.encode(piece, { add_special_tokens: false }).ids) cut.push(id);
+    const same = (a: readonly number[], b: readonly number[], at = 0) => b.every((x, i) => a[at + i] === x);
+    let at = -1;
+    for (let k = 0; k + plain.length <= withSpecial.length && at < 0; k++) if (same(withSpecial, plain, k)) at = k;
+    const ok = at >= 0 && cut.length === plain.length && same(cut, plain);
+    this.#frame = ok ? { prefix: withSpecial.slice(0, at), suffix: withSpecial.slice(at + plain.length) } : null;
+    return this.#frame;
   }
 
   decode(tokenIds: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
@@ -133,17 +171,26 @@ export class Tokenizer {
     return max + 1;
   }
 
-  /** transformers' apply_chat_template(tokenize=False): the rendered prompt text. */
-  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    if (this.chatTemplate === undefined) {
-      throw new PeftError('E_INPUT', `${this.where}: the tokenizer has no chat template (tokenizer_config.json chat_template)`);
-    }
-    return renderChatTemplate(this.chatTemplate, messages, this.#specialTokens(), opts, this.where);
+  /** transformers' apply_chat_template(tokenize=False): the rendered prompt text (bounded render, chat-template.ts). */
+  async applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): Promise<string> {
+    return renderChatTemplate(this.#template(), messages, this.#specialTokens(), opts, this.chatTemplateSource);
   }
 
   /** apply_chat_template(tokenize=True): the rendered text encoded WITHOUT adding special tokens again. */
-  encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): number[] {
-    return this.encode(this.applyChatTemplate(messages, opts), { addSpecialTokens: false });
+  async encodeChat(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): Promise<number[]> {
+    return this.encode(await this.applyChatTemplate(messages, opts), { addSpecialTokens: false });
+  }
+
+  /** Training conversations rendered whole and up to each assistant turn (data/chat.ts); failures in place. */
+  renderConversations(conversations: readonly (readonly ChatMessage[])[]): Promise<(ConversationRender | PeftError)[]> {
+    return renderConversations(this.#template(), conversations, this.#specialTokens(), this.chatTemplateSource);
+  }
+
+  #template(): string {
+    if (this.chatTemplate === undefined) {
+      throw new PeftError('E_INPUT', `${this.where}: the tokenizer has no chat template (tokenizer_config.json chat_template)`);
+    }
+    return this.chatTemplate;
   }
 
   /** bos_token, eos_token, unk_token, pad_token, ... as strings: the variables transformers gives a template. */

@@ -31,8 +31,8 @@ export function lossCurveSvg(train: readonly Point[], evals: readonly Point[]): 
   if (all.length === 0) return `${head}<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no steps yet</text>\n</svg>\n`;
   const steps = all.map(([s]) => s);
   const losses = all.map(([, l]) => l);
-  const [x0, x1] = [Math.min(...steps), Math.max(...steps)];
-  let [y0, y1] = [Math.min(...losses), Math.max(...losses)];
+  const [x0, x1] = [steps.reduce((a, b) => Math.min(a, b)), steps.reduce((a, b) => Math.max(a, b))]; // no spread: steps are unbounded
+  let [y0, y1] = [losses.reduce((a, b) => Math.min(a, b)), losses.reduce((a, b) => Math.max(a, b))];
   const pad = (y1 - y0) * 0.05 || Math.abs(y0) * 0.05 || 1;
   [y0, y1] = [y0 - pad, y1 + pad];
   const px = (s: number) => M.left + ((s - x0) / (x1 - x0 || 1)) * (W - M.left - M.right);

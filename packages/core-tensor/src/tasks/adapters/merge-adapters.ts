@@ -144,7 +144,7 @@ function mergeModule(module: string, parts: Part[], inputs: AdapterDeltas[], job
     ...params, base: job.def.base === 'none' ? undefined : new Float32Array(size), models,
     out: new Float32Array(size), seed: hashString(`${job.seed >>> 0}:${module}`),
   }));
-  const r = Math.min(job.rank ?? Math.max(...parts.map((p) => p.d.r)), out, n);
+  const r = Math.min(job.rank ?? parts.reduce((m, p) => Math.max(m, p.d.r), -Infinity), out, n);
   const f = lowRankApprox(merged, out, n, r);
   const delta: LowRankDelta = { module, inFeatures: n, outFeatures: out, r, A: Float32Array.from(f.R), B: Float32Array.from(f.L), scale: 1 };
   const approx = new Float64Array(size);
@@ -160,7 +160,7 @@ function mergeModule(module: string, parts: Part[], inputs: AdapterDeltas[], job
 /** The config the merged adapter starts from: the first one's, with scaling 1 and no rsLoRA. */
 function likeConfig(first: Record<string, unknown>, deltas: LowRankDelta[]): Record<string, unknown> {
   const targets = [...new Set(deltas.map((d) => d.module.slice(d.module.lastIndexOf('.') + 1)))].sort();
-  const r = Math.max(...deltas.map((d) => d.r));
+  const r = deltas.reduce((m, d) => Math.max(m, d.r), -Infinity);
   return { ...first, target_modules: targets, r, lora_alpha: r, use_rslora: false, use_dora: false, rank_pattern: {}, alpha_pattern: {} };
 }
 
@@ -212,7 +212,7 @@ export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Regist
   checkRoundTrip(method, written, deltas, opts.out);
   await writePeftAdapter(opts.out, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys, force: opts.force });
   return {
-    method: job ? job.def.name : 'cat', adapters: inputs.length, modules: deltas.length, rank: Math.max(...deltas.map((d) => d.r)),
+    method: job ? job.def.name : 'cat', adapters: inputs.length, modules: deltas.length, rank: deltas.reduce((m, d) => Math.max(m, d.r), -Infinity),
     relError: norm2 > 0 ? Math.sqrt(err2 / norm2) : 0, perModule, seconds: (performance.now() - t0) / 1000,
   };
 }

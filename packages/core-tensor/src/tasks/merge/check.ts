@@ -121,7 +121,7 @@ function numLayersOf(ref: MergeSource): number {
   const n = ref.config.num_hidden_layers;
   if (typeof n === 'number' && Number.isSafeInteger(n) && n > 0) return n;
   const idx = ref.order.map((t) => /(?:^|\.)layers\.(\d+)\./.exec(t)).filter(Boolean).map((m) => Number(m![1]));
-  return idx.length ? Math.max(...idx) + 1 : 1;
+  return idx.length ? idx.reduce((a, b) => Math.max(a, b)) + 1 : 1;
 }
 
 /** The method's own checks, its messages prefixed with the recipe like every other. */
@@ -174,7 +174,7 @@ export async function prepareMerge(plan: MergePlan, registry: Registry): Promise
       checkTensor(def, plan, p);
       return p;
     });
-    const largestTensorElements = Math.max(0, ...tensors.map((t) => numel(t.shape)));
+    const largestTensorElements = tensors.reduce((m, t) => Math.max(m, numel(t.shape)), 0);
     const report: MergeCheckReport = { method: def.name, inputs: reports, tensors: tensors.length, numLayers, largestTensorElements };
     return { def, base, models, reference: ref, modelRefs: refs, tensors, report, close };
   } catch (e) {
