@@ -11,11 +11,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { noGrad } from '../../core-tensor/src/autograd/tape.js';
 import { tidy } from '../../core-tensor/src/tensor/scope.js';
 import {
-  createRegistry, foldAdapters, generateTinyLlama, Llama, mergeAdapters, peftKey, quantizeModel, readPeftAdapter,
+  createRegistry, foldAdapters, generateTinyLlama, Llama, mergeAdapters, quantizeModel, readPeftAdapter,
   registerBuiltins, resolveOptions, writePeftAdapter, type Registry,
 } from '../../core-tensor/src/index.js';
 import { Xoshiro128 } from '../../core-tensor/src/fixtures/rng.js';
-import { register as registerLora } from '../../plugin-lora/src/index.js';
+import { loraKey, register as registerLora } from '../../plugin-lora/src/index.js';
 import { register as registerMerge } from '../src/index.js';
 
 // The plugins import the core by package name: give them this source tree (not a possibly stale dist).
@@ -62,12 +62,12 @@ async function makeAdapter(s: AdapterSpec): Promise<string> {
       const a = new Float32Array(s.r * inF), b = new Float32Array(out * s.r);
       rng.fillNormal(a, 0, 1 / Math.sqrt(inF));
       rng.fillNormal(b, 0, 0.05);
-      tensors.push({ name: peftKey(mod, 'lora_A'), dtype: 'F32' as const, shape: [s.r, inF], data: new Uint8Array(a.buffer) });
-      tensors.push({ name: peftKey(mod, 'lora_B'), dtype: 'F32' as const, shape: [out, s.r], data: new Uint8Array(b.buffer) });
+      tensors.push({ name: loraKey(mod, 'lora_A'), dtype: 'F32' as const, shape: [s.r, inF], data: new Uint8Array(a.buffer) });
+      tensors.push({ name: loraKey(mod, 'lora_B'), dtype: 'F32' as const, shape: [out, s.r], data: new Uint8Array(b.buffer) });
       if (s.dora) {
         const m = new Float32Array(out);
         rng.fillNormal(m, 0.3, 0.05);
-        tensors.push({ name: peftKey(mod, 'lora_magnitude_vector'), dtype: 'F32' as const, shape: [out], data: new Uint8Array(m.buffer) });
+        tensors.push({ name: loraKey(mod, 'lora_magnitude_vector'), dtype: 'F32' as const, shape: [out], data: new Uint8Array(m.buffer) });
       }
     }
   }

@@ -9,11 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  asF32, compressAdapter, createRegistry, decompressAdapter, inspectPath, openModelFolder, peftKey, readPeftAdapter,
+  asF32, compressAdapter, createRegistry, decompressAdapter, inspectPath, openModelFolder, readPeftAdapter,
   SafetensorsFile, writePeftAdapter, COMPRESSED_FILE, type Registry,
 } from '../../core-tensor/src/index.js';
 import { Xoshiro128 } from '../../core-tensor/src/fixtures/rng.js';
 import { registerCompressors } from '../src/compress/index.js';
+
+/** PEFT's on-disk name of a LoRA factor (save_and_load.py). */
+const loraKey = (module: string, kind: 'lora_A' | 'lora_B') => `base_model.model.${module}.${kind}.weight`;
 
 // The plugin imports the core by package name: give it this source tree (not a possibly stale dist).
 vi.mock('@peft/core-tensor', () => import('../../core-tensor/src/index.js'));
@@ -149,7 +152,7 @@ async function realisticAdapter(dir: string): Promise<number> {
       for (const [kind, shape] of [['lora_A', [8, 288]], ['lora_B', [288, 8]]] as const) {
         const a = new Float32Array(shape[0] * shape[1]);
         rng.fillNormal(a);
-        tensors.push({ name: peftKey(mod, kind), dtype: 'F32' as const, shape: [...shape], data: new Uint8Array(a.buffer) });
+        tensors.push({ name: loraKey(mod, kind), dtype: 'F32' as const, shape: [...shape], data: new Uint8Array(a.buffer) });
       }
     }
   }

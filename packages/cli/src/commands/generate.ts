@@ -36,13 +36,14 @@ export default class Generate extends PeftCommand {
     const kernels = core.getTrainKernels(flags.backend as 'auto' | 'native' | 'reference');
     const temperature = await numberFlag('temperature', flags.temperature);
     const topP = await numberFlag('top-p', flags['top-p']);
-    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter) : undefined;
+    const warnings: string[] = [];
+    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter, warnings) : undefined;
     const stream = !this.jsonEnabled();
     const r = await core.runGenerate({
       modelDir: args.model, prompt: flags.prompt, chat: flags.chat, maxNewTokens: flags['max-new-tokens'], temperature, topP,
       seed: flags.seed, applyAdapter, kernels, onText: stream ? (d) => process.stdout.write(d) : undefined,
     });
     if (stream) process.stdout.write('\n');
-    return r;
+    return flags.adapter ? { ...r, warnings } : r;
   }
 }

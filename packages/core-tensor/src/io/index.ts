@@ -19,3 +19,4 @@ export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
 export { VarBuilder, DEFAULT_INIT, type FolderOptions, type Init, type WeightSource } from './var-builder.js';
 export { readJsonObject } from './json-file.js';
 export * from './peft-adapter.js';
+export * from './peft-keys.js';
