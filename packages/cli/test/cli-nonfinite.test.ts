@@ -82,6 +82,7 @@ describe('adapters: fold, cat, compress', () => {
     const a = await adapter({ poison: (ts) => { new Float32Array(ts[1].data.buffer)[7] = NaN; } });
     const out = fresh();
     refused(await peft(['merge', base, '--adapter', a, '--out', out]), [/q_proj\.lora_B\.weight holds NaN at element 7/], out);
+    refused(await peft(['generate', base, '--prompt', 'x', '-n', '2', '--adapter', a]), [/q_proj\.lora_B\.weight holds NaN at element 7/]);
   });
 
   it('folding with lora_alpha 1e308 is exit 2 naming the scaling, not a model of inf', async () => {
