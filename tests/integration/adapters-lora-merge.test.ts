@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  createRegistry, foldAdapters, generateTinyLlama, Llama, mergeAdapters, noGrad, peftKey, quantizeModel, readPeftAdapter,
+  createRegistry, foldAdapters, generateTinyLlama, Llama, mergeAdapters, noGrad, quantizeModel, readPeftAdapter,
   registerBuiltins, resolveOptions, tidy, writePeftAdapter, Xoshiro128, type Registry,
 } from '@peft/core-tensor';
-import { register as registerLora } from '@peft/plugin-lora';
+import { loraKey, register as registerLora } from '@peft/plugin-lora';
 import { register as registerMerge } from '@peft/plugin-merge';
 
 let root: string;
@@ -57,12 +57,12 @@ async function makeAdapter(s: AdapterSpec): Promise<string> {
       const a = new Float32Array(s.r * inF), b = new Float32Array(out * s.r);
       rng.fillNormal(a, 0, 1 / Math.sqrt(inF));
       rng.fillNormal(b, 0, 0.05);
-      tensors.push({ name: peftKey(mod, 'lora_A'), dtype: 'F32' as const, shape: [s.r, inF], data: new Uint8Array(a.buffer) });
-      tensors.push({ name: peftKey(mod, 'lora_B'), dtype: 'F32' as const, shape: [out, s.r], data: new Uint8Array(b.buffer) });
+      tensors.push({ name: loraKey(mod, 'lora_A'), dtype: 'F32' as const, shape: [s.r, inF], data: new Uint8Array(a.buffer) });
+      tensors.push({ name: loraKey(mod, 'lora_B'), dtype: 'F32' as const, shape: [out, s.r], data: new Uint8Array(b.buffer) });
       if (s.dora) {
         const m = new Float32Array(out);
         rng.fillNormal(m, 0.3, 0.05);
-        tensors.push({ name: peftKey(mod, 'lora_magnitude_vector'), dtype: 'F32' as const, shape: [out], data: new Uint8Array(m.buffer) });
+        tensors.push({ name: loraKey(mod, 'lora_magnitude_vector'), dtype: 'F32' as const, shape: [out], data: new Uint8Array(m.buffer) });
       }
     }
   }

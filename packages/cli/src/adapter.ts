@@ -1,29 +1,26 @@
 /**
- * `--adapter DIR` for eval / generate. The adapter folder's adapter_config.json names its
- * `peft_type`; the method a plugin registered for that type (registry kind `method`, matched on its
- * `peftType`, see core plugin/method.ts) applies the adapter to the loaded base model. The CLI knows
- * no method by name.
+ * `--adapter DIR` for eval / generate. The core finds the method registered for the folder's
+ * `peft_type` (resolveAdapter in core tasks/adapters/apply.ts, through registry.methodFor) before any
+ * model is loaded; the CLI knows no method by name. Tensors PEFT would not apply are not applied: each
+ * such warning is one line on stderr as it happens and is collected for the command's --json output.
  */
 import type { Config } from '@oclif/core';
 import type { ApplyAdapter } from '@peft/core-tensor';
-import { join } from 'node:path';
 import { loadRegistry } from './registry.js';
 
-async function readAdapterConfig(dir: string): Promise<Record<string, unknown>> {
-  const { inputError, readJsonObject } = await import('@peft/core-tensor');
-  const file = join(dir, 'adapter_config.json');
-  const json = await readJsonObject(file, { notFound: 'no adapter_config.json: not a PEFT adapter folder' });
-  if (typeof json.peft_type !== 'string') throw inputError('E_FORMAT', 'peft_type is missing', file);
-  return json;
+/** Checks the adapter and finds its method; the returned function applies it, adding to `warnings`. */
+export async function resolveAdapter(config: Config, dir: string, warnings: string[]): Promise<ApplyAdapter> {
+  const core = await import('@peft/core-tensor');
+  const adapter = await core.resolveAdapter(dir, await loadRegistry(config));
+  return async (model) => {
+    for (const w of await adapter.apply(model)) {
+      warnings.push(w);
+      process.stderr.write(`Warning: ${w}\n`);
+    }
+  };
 }
 
-/** Checks the adapter and finds its method before any model is loaded; the returned function applies it. */
-export async function resolveAdapter(config: Config, dir: string): Promise<ApplyAdapter> {
-  const { PeftError } = await import('@peft/core-tensor');
-  const adapterConfig = await readAdapterConfig(dir);
-  const peftType = adapterConfig.peft_type as string;
-  const registry = await loadRegistry(config);
-  const method = registry.list('method').find((m) => m.peftType.toUpperCase() === peftType.toUpperCase());
-  if (!method) throw new PeftError('E_INPUT', `no adapter method registered for ${peftType} (adapter ${dir}); install the plugin that provides it`);
-  return (model) => method.loadAdapter(model, dir, adapterConfig);
+/** Warning lines of a report on stderr, one each. */
+export function printWarnings(warnings: readonly string[]): void {
+  for (const w of warnings) process.stderr.write(`Warning: ${w}\n`);
 }

@@ -6,6 +6,7 @@
 export * from './errors.js';
 export * from './dtype.js';
 export { hashString, Xoshiro128 } from './random/rng.js';
+export * from './finite.js';
 export * from './backend/index.js';
 export * from './quant/index.js';
 export * from './io/index.js';

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  asF32, createRegistry, foldAdapters, generateTinyLlama, getBackend, openModelFolder, peftKey, quantizeModel, readPeftAdapter,
+  asF32, createRegistry, foldAdapters, generateTinyLlama, getBackend, openModelFolder, quantizeModel, readPeftAdapter,
   referenceBackend, registerBuiltins, resolveOptions, SafetensorsFile, toF32, writePeftAdapter,
   type LowRankDelta, type ModelFolder, type RawTensor, type Registry,
 } from '../src/index.js';
 import { Xoshiro128 } from '../src/random/rng.js';
-import { denseDelta, relFrobenius, testLora } from './adapters-lora-method.js';
+import { denseDelta, loraKey, relFrobenius, testLora } from './adapters-lora-method.js';
 
 const FIX = join(__dirname, 'fixtures', 'adapters');
 const [BASE, A, B, DORA] = ['base', 'a', 'b', 'dora'].map((d) => join(FIX, d));
@@ -108,8 +108,8 @@ async function quantizedSetup(type: 'nf4' | 'int8') {
       rng.fillNormal(a, 0, 0.1);
       rng.fillNormal(b, 0, 0.1);
       const m = `model.layers.${l}.self_attn.${mod}`;
-      tensors.push({ name: peftKey(m, 'lora_A'), dtype: 'F32' as const, shape: [4, 64], data: new Uint8Array(a.buffer) });
-      tensors.push({ name: peftKey(m, 'lora_B'), dtype: 'F32' as const, shape: [out, 4], data: new Uint8Array(b.buffer) });
+      tensors.push({ name: loraKey(m, 'lora_A'), dtype: 'F32' as const, shape: [4, 64], data: new Uint8Array(a.buffer) });
+      tensors.push({ name: loraKey(m, 'lora_B'), dtype: 'F32' as const, shape: [out, 4], data: new Uint8Array(b.buffer) });
     }
   }
   const adapter = fresh();
@@ -207,7 +207,7 @@ describe('bad input: exit 2, nothing written', () => {
       const mod = base === tiny ? 'model.layers.0.self_attn.q_proj' : 'model.layers.0.mlp.up_proj';
       const z = new Uint8Array(4 * 2 * 24);
       await writePeftAdapter(adapter, { config: { peft_type: 'LORA', r: 2, lora_alpha: 2 }, tensors: [
-        { name: peftKey(mod, 'lora_A'), dtype: 'F32', shape: [2, 24], data: z }, { name: peftKey(mod, 'lora_B'), dtype: 'F32', shape: [24, 2], data: z },
+        { name: loraKey(mod, 'lora_A'), dtype: 'F32', shape: [2, 24], data: z }, { name: loraKey(mod, 'lora_B'), dtype: 'F32', shape: [24, 2], data: z },
       ] });
       const out = fresh();
       const e = await foldAdapters({ base, adapters: [adapter], out }, registry).catch((x) => x);

@@ -5,8 +5,19 @@ import { join } from 'node:path';
 import type { RawTensor } from '../src/dtype.js';
 import { PeftError } from '../src/errors.js';
 import {
-  describePeftAdapter, parsePeftKey, peftKey, readPeftAdapter, SafetensorsFile, writePeftAdapter, writeSafetensors,
+  describePeftAdapter, groupAdapterTensors, parsePeftKey, peftKey as keyOf, readPeftAdapter, SafetensorsFile, writePeftAdapter,
+  writeSafetensors, type AdapterKeys,
 } from '../src/io/index.js';
+
+/** A method's key naming as LoRA declares it (PEFT's save_and_load.py names). */
+const KEYS: AdapterKeys = {
+  prefix: 'lora_',
+  parts: {
+    lora_A: { saved: '.weight' }, lora_B: { saved: '.weight' }, lora_magnitude_vector: { saved: '', inMemory: '.default.weight' },
+    lora_embedding_A: { saved: '' }, lora_embedding_B: { saved: '' },
+  },
+};
+const peftKey = (module: string, part: string) => keyOf(KEYS, module, part);
 
 let root: string;
 let n = 0;
@@ -155,8 +166,8 @@ describe('read errors', () => {
   });
 });
 
-describe('key helpers', () => {
-  it('match the names PEFT saves', () => {
+describe('key naming declared by a method', () => {
+  it('gives the names PEFT saves', () => {
     expect(peftKey(Q, 'lora_A')).toBe('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight');
     expect(peftKey(Q, 'lora_B')).toBe('base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight');
     expect(peftKey(Q, 'lora_magnitude_vector')).toBe('base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector');
@@ -164,14 +175,26 @@ describe('key helpers', () => {
     expect(peftKey('model.embed_tokens', 'lora_embedding_B')).toBe('base_model.model.model.embed_tokens.lora_embedding_B');
   });
 
-  it('parse on-disk and in-memory (.default) names, reject others', () => {
-    for (const kind of ['lora_A', 'lora_B', 'lora_magnitude_vector', 'lora_embedding_A', 'lora_embedding_B'] as const)
-      expect(parsePeftKey(peftKey(Q, kind))).toEqual({ module: Q, kind });
-    expect(parsePeftKey(`base_model.model.${Q}.lora_A.default.weight`)).toEqual({ module: Q, kind: 'lora_A' });
-    expect(parsePeftKey(`base_model.model.${Q}.lora_magnitude_vector.default.weight`)).toEqual({ module: Q, kind: 'lora_magnitude_vector' });
-    expect(parsePeftKey('base_model.model.model.embed_tokens.lora_embedding_B.default')).toEqual({ module: 'model.embed_tokens', kind: 'lora_embedding_B' });
+  it('parses on-disk and in-memory (.default) names, rejects others', () => {
+    for (const part of ['lora_A', 'lora_B', 'lora_magnitude_vector', 'lora_embedding_A', 'lora_embedding_B'])
+      expect(parsePeftKey(KEYS, peftKey(Q, part))).toEqual({ module: Q, part });
+    expect(parsePeftKey(KEYS, `base_model.model.${Q}.lora_A.default.weight`)).toEqual({ module: Q, part: 'lora_A' });
+    expect(parsePeftKey(KEYS, `base_model.model.${Q}.lora_magnitude_vector.default.weight`)).toEqual({ module: Q, part: 'lora_magnitude_vector' });
+    expect(parsePeftKey(KEYS, 'base_model.model.model.embed_tokens.lora_embedding_B.default')).toEqual({ module: 'model.embed_tokens', part: 'lora_embedding_B' });
     for (const k of ['prompt_embeddings', `${Q}.lora_A.weight`, 'base_model.model.lm_head.weight', `base_model.model.${Q}.lora_A.bias`, `base_model.model.${Q}.lora_magnitude_vector.weight`])
-      expect(parsePeftKey(k)).toBeUndefined();
+      expect(parsePeftKey(KEYS, k)).toBeUndefined();
+  });
+
+  it('names model-level tensors (prompt tuning) by the bare part, and groups a file by module', () => {
+    const prompt: AdapterKeys = { prefix: 'prompt_', parts: { prompt_embeddings: { saved: '' } } };
+    expect(keyOf(prompt, '', 'prompt_embeddings')).toBe('prompt_embeddings');
+    expect(parsePeftKey(prompt, 'prompt_embeddings')).toEqual({ module: '', part: 'prompt_embeddings' });
+    const ts = tensors();
+    ts.set(`base_model.model.${Q}.bias`, f32([4], 0));
+    const g = groupAdapterTensors(ts, KEYS);
+    expect([...g.modules.keys()]).toEqual([Q, V]);
+    expect([...g.modules.get(Q)!.keys()]).toEqual(['lora_A', 'lora_B']);
+    expect(g.other.map((o) => o.key)).toEqual([`base_model.model.${Q}.bias`]);
   });
 });
 
@@ -181,7 +204,8 @@ describe('describePeftAdapter', () => {
     const ts = tensors();
     ts.set('base_model.model.lm_head.weight', { dtype: 'BF16', shape: [3], data: new Uint8Array(6) });
     await writePeftAdapter(out, { config: config(), tensors: ts });
-    expect(await describePeftAdapter(out)).toEqual({
+    expect((await describePeftAdapter(out)).targetModules).toEqual([]); // no method's key naming: modules unknown
+    expect(await describePeftAdapter(out, { keysFor: (t) => (t === 'LORA' ? KEYS : undefined) })).toEqual({
       dir: out, peftType: 'LORA', taskType: 'CAUSAL_LM', r: 2, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'],
       tensorCount: 5, parameters: 4 * 8 + 3, bytes: 4 * 8 * 4 + 6,
     });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRegistry, parseSetPairs, registerBuiltins, resolveOptions, type OptionsSchema } from '../src/plugin/index.js';
+import { createRegistry, parseSetPairs, registerBuiltins, resolveOptions, type MethodDef, type OptionsSchema } from '../src/plugin/index.js';
 import { PeftError } from '../src/errors.js';
 import { matchesModule, selectModule, DEFAULT_TARGETS } from '../src/tasks/select-modules.js';
 
@@ -64,6 +64,33 @@ describe('registry', () => {
     const r = createRegistry();
     const q = { ...createRegistryWithNf4(), name: 'Bad Name' };
     expect(() => r.quantizer(q)).toThrow(/must match/);
+  });
+});
+
+describe('methods by peft_type', () => {
+  const method = (name: string, peftType: string, prefix: string): MethodDef => ({
+    name, description: name, options: {}, peftType, keys: { prefix, parts: { [`${prefix}w`]: { saved: '.weight' } } },
+    attach: () => Promise.reject(new Error('no')), loadAdapter: () => Promise.resolve(),
+  });
+
+  it('are looked up once, exactly as PEFT (upper case), with a hint for a near miss', () => {
+    const r = createRegistry();
+    r.method(method('ia3', 'IA3', 'ia3_'));
+    expect(r.methodFor('IA3').name).toBe('ia3');
+    expect(r.findMethod('LORA')).toBeUndefined();
+    const e = errorOf(() => r.methodFor('ia3', '/a/adapter_config.json'));
+    expect([e.code, e.message]).toEqual(['E_INPUT', '/a/adapter_config.json: no adapter method registered for ia3 (PEFT\'s types are upper case: IA3)']);
+    expect(errorOf(() => r.methodFor('VERA')).message).toBe('no adapter method registered for VERA; install the plugin that provides it');
+  });
+
+  it('refuses a second method claiming a peft_type or a key prefix, and malformed declarations', () => {
+    const r = createRegistry();
+    r.method(method('ia3', 'IA3', 'ia3_'));
+    expect(() => r.method(method('other', 'IA3', 'other_'))).toThrow(/peft_type IA3 is already read by method "ia3"/);
+    expect(() => r.method(method('other', 'OTHER', 'ia3_'))).toThrow(/key prefix "ia3_" is already method "ia3"'s/);
+    expect(() => r.method(method('low', 'lower', 'low_'))).toThrow(/peftType "lower" must match/);
+    expect(() => r.method({ ...method('stray', 'STRAY', 'stray_'), keys: { prefix: 'stray_', parts: { w: { saved: '' } } } })).toThrow(/part "w" does not start with the prefix/);
+    expect(r.list('method').map((m) => m.name)).toEqual(['ia3']);
   });
 });
 

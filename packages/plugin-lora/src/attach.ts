@@ -12,15 +12,14 @@
  * Not here: the layer math (layer.ts), the inits (init/), the files (save.ts).
  */
 import {
-  frozenTensor, keep, PeftError, tensor, type AttachedAdapter, type Linear, type Llama, type MethodContext, type ResolvedOptions,
-  type Tensor,
+  frozenTensor, keep, PeftError, replaceWeight, rowNorms, tensor, weightF32, type AttachedAdapter, type Linear, type Llama,
+  type MethodContext, type ResolvedOptions, type Tensor,
 } from '@peft/core-tensor';
 import { settingsFromOptions, type LoraSettings } from './config.js';
 import { initialise } from './init/index.js';
 import { LoraLinear } from './layer.js';
 import { LoraAdapterState, trainableBiases } from './save.js';
 import { moduleRank, selectTargets } from './targets.js';
-import { replaceWeight, rowNorms, weightF32 } from './weights.js';
 
 const NEEDS_WEIGHT = new Set(['pissa', 'olora', 'loftq']);
 

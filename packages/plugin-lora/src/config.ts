@@ -4,9 +4,9 @@
  * (LoraConfig in huggingface/peft src/peft/tuners/lora/config.py; field names and defaults as PEFT
  * 0.17 writes them). Only what this plugin implements is accepted: LoRA, rsLoRA, DoRA and the inits
  * true | false | gaussian | pissa | pissa_niter_K | olora | loftq.
- * Not here: which modules match (targets.ts), the layer math (layer.ts, variants/), file I/O (save.ts, load.ts).
+ * Not here: which modules match (core nn/targets.ts, targets.ts), the layer math (layer.ts, variants/), file I/O (save.ts, load.ts).
  */
-import { PeftError, resolveOptions, type OptionsSchema, type ResolvedOptions } from '@peft/core-tensor';
+import { peftTargetRules, PeftError, resolveOptions, type OptionsSchema, type ResolvedOptions, type TargetRules } from '@peft/core-tensor';
 import { parsePattern, parseTargets, type TargetSpec } from './targets.js';
 
 /** What init_lora_weights asks for; `pissa_niter_K` is accepted and done with the exact SVD. */
@@ -132,10 +132,21 @@ export function peftConfig(s: LoraSettings, x: ConfigExtras): Record<string, unk
   };
 }
 
-/** Reads the fields loading and delta() need from a PEFT LoRA config, refusing what we cannot apply. */
-export function settingsFromPeftConfig(c: Record<string, unknown>, where: string): Pick<LoraSettings, 'r' | 'loraAlpha' | 'rankPattern' | 'alphaPattern' | 'useRslora' | 'useDora' | 'bias'> {
+/** The modules a saved config chooses (PEFT's rules; no target_modules = PEFT's Llama default, q_proj and v_proj). */
+export function loraTargetRules(c: Record<string, unknown>, where: string): TargetRules {
+  return peftTargetRules(c, DEFAULT_TARGETS, where);
+}
+
+/** What loading and delta() read from a saved config; `rules` choose the modules, as PEFT's inject_adapter does. */
+export type SavedLoraSettings = Pick<LoraSettings, 'r' | 'loraAlpha' | 'rankPattern' | 'alphaPattern' | 'useRslora' | 'useDora' | 'bias'> & { rules: TargetRules };
+
+/**
+ * Reads the fields loading and delta() need from a PEFT LoRA config, refusing what we cannot apply.
+ * No target_modules means PEFT's default for the architecture (DEFAULT_TARGETS for the Llama family).
+ */
+export function settingsFromPeftConfig(c: Record<string, unknown>, where: string): SavedLoraSettings {
   const bad = (msg: string) => new PeftError('E_FORMAT', `${where}: ${msg}`);
-  if (String(c.peft_type).toUpperCase() !== 'LORA') throw bad(`peft_type is ${JSON.stringify(c.peft_type)}, not "LORA"`);
+  if (c.peft_type !== 'LORA') throw bad(`peft_type is ${JSON.stringify(c.peft_type)}, not "LORA"`);
   if (c.fan_in_fan_out === true) throw bad('fan_in_fan_out adapters (GPT-2 Conv1D layout) are not supported');
   const positive = (k: string, dflt: number) => {
     const v = c[k] ?? dflt;
@@ -153,5 +164,6 @@ export function settingsFromPeftConfig(c: Record<string, unknown>, where: string
     r: positive('r', 8), loraAlpha: positive('lora_alpha', 8), rankPattern: pattern('rank_pattern', true),
     alphaPattern: pattern('alpha_pattern', false), useRslora: c.use_rslora === true, useDora: c.use_dora === true,
     bias: (['all', 'lora_only'].includes(c.bias as string) ? c.bias : 'none') as LoraSettings['bias'],
+    rules: loraTargetRules(c, where),
   };
 }

@@ -4,46 +4,37 @@
  * patterns; DoRA's magnitude passed through), and `fromDelta` writes updates back as a PEFT LoRA
  * adapter holding them exactly: factors as given, and r / lora_alpha (+ rank_pattern / alpha_pattern
  * for modules that differ) chosen so PEFT recomputes each module's scale.
- * A ΔW cannot carry a trained bias: delta() refuses adapters that have one. A LoftQ adapter's ΔW is
- * relative to its LoftQ-quantized base, not the original weights.
+ * Only the modules the config targets give updates (the same rules as loading, keys.ts); the core
+ * reports the other modules' tensors as unused. A ΔW cannot carry a trained bias: delta() refuses
+ * adapters that have one. A LoftQ adapter's ΔW is relative to its LoftQ-quantized base, not the
+ * original weights.
  * Not here: merging the deltas (plugin-merge), applying them to a model (load.ts).
  */
-import {
-  bytesOf, getBackend, inputError, parsePeftKey, PeftError, peftKey, toF32,
-  type LowRankDelta, type NamedRawTensor, type PeftAdapter, type RawTensor,
-} from '@peft/core-tensor';
+import { bytesOf, inputError, matchesTarget, PeftError, type LowRankDelta, type NamedRawTensor, type PeftAdapter } from '@peft/core-tensor';
 import { PEFT_VERSION, settingsFromPeftConfig } from './config.js';
+import { checkScale, f32Values, loraKey, sortLoraTensors } from './keys.js';
 import { moduleRank } from './targets.js';
 
-const f32Of = (key: string, t: RawTensor) => Float32Array.from(toF32(getBackend(), { ...t, name: key } as RawTensor));
-
+/** The updates of the modules the config targets (by name: no model here), in module order. */
 export function loraDelta(adapter: PeftAdapter): LowRankDelta[] {
   const where = `${adapter.dir}/adapter_config.json`;
   const s = settingsFromPeftConfig(adapter.config, where);
   const file = `${adapter.dir}/adapter_model.safetensors`;
-  const byModule = new Map<string, Partial<Record<string, [string, RawTensor]>>>();
-  for (const [key, t] of adapter.tensors) {
-    const k = parsePeftKey(key);
-    if (!k) throw inputError('E_INPUT', `${key}: a low-rank ΔW cannot carry this tensor (trained biases or extra modules)`, file);
-    if (k.kind.startsWith('lora_embedding')) throw inputError('E_FORMAT', `${key}: embedding LoRA is not supported`, file);
-    byModule.set(k.module, { ...byModule.get(k.module), [k.kind]: [key, t] });
-  }
-  return [...byModule].sort(([a], [b]) => a.localeCompare(b)).map(([module, p]) => {
-    if (!p.lora_A || !p.lora_B) throw inputError('E_FORMAT', `${module}: lora_A and lora_B must both be present`, file);
-    const [aKey, a] = p.lora_A;
-    const [bKey, b] = p.lora_B;
-    const [r, inF] = a.shape;
-    const out = b.shape[0];
-    if (a.shape.length !== 2 || b.shape.length !== 2 || b.shape[1] !== r) {
-      throw inputError('E_FORMAT', `${bKey} [${b.shape.join(', ')}] does not fit ${aKey} [${a.shape.join(', ')}]`, file);
+  const sorted = sortLoraTensors(adapter.tensors, s.useDora, file, (m) => matchesTarget(s.rules, m));
+  if (sorted.other.length) throw inputError('E_INPUT', `${sorted.other[0].key}: a low-rank ΔW cannot carry this tensor (trained biases or extra modules)`, file);
+  return sorted.modules.sort((x, y) => x.module.localeCompare(y.module)).map(({ module, A, B, magnitude }) => {
+    const [r, inF] = A.t.shape;
+    const out = B.t.shape[0];
+    if (A.t.shape.length !== 2 || B.t.shape.length !== 2 || B.t.shape[1] !== r) {
+      throw inputError('E_FORMAT', `${B.key} [${B.t.shape.join(', ')}] does not fit ${A.key} [${A.t.shape.join(', ')}]`, file);
     }
     const rank = moduleRank(s, module);
-    if (rank.r !== r) throw inputError('E_FORMAT', `${aKey} has rank ${r}, adapter_config.json gives ${module} r = ${rank.r}`, file);
-    const d: LowRankDelta = { module, inFeatures: inF, outFeatures: out, r, A: f32Of(aKey, a), B: f32Of(bKey, b), scale: rank.scale };
-    if (p.lora_magnitude_vector) {
-      const [mKey, m] = p.lora_magnitude_vector;
-      if (m.shape.length !== 1 || m.shape[0] !== out) throw inputError('E_FORMAT', `${mKey} has shape [${m.shape.join(', ')}], expected [${out}]`, file);
-      d.magnitude = f32Of(mKey, m);
+    if (rank.r !== r) throw inputError('E_FORMAT', `${A.key} has rank ${r}, adapter_config.json gives ${module} r = ${rank.r}`, file);
+    checkScale(module, rank.scale, rank.alpha, where);
+    const d: LowRankDelta = { module, inFeatures: inF, outFeatures: out, r, A: f32Values(A, file), B: f32Values(B, file), scale: rank.scale };
+    if (magnitude) {
+      if (magnitude.t.shape.length !== 1 || magnitude.t.shape[0] !== out) throw inputError('E_FORMAT', `${magnitude.key} has shape [${magnitude.t.shape.join(', ')}], expected [${out}]`, file);
+      d.magnitude = f32Values(magnitude, file);
     }
     return d;
   });
@@ -81,15 +72,16 @@ export function loraFromDelta(deltas: readonly LowRankDelta[], like: Record<stri
     const key = d.module.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     if (d.r !== r) rankPattern[key] = d.r;
     if (alphaOf(d) !== alpha) alphaPattern[key] = alphaOf(d);
-    tensors.push({ name: peftKey(d.module, 'lora_A'), dtype: 'F32', shape: [d.r, d.inFeatures], data: bytesOf(d.A) });
-    tensors.push({ name: peftKey(d.module, 'lora_B'), dtype: 'F32', shape: [d.outFeatures, d.r], data: bytesOf(d.B) });
-    if (d.magnitude) tensors.push({ name: peftKey(d.module, 'lora_magnitude_vector'), dtype: 'F32', shape: [d.outFeatures], data: bytesOf(d.magnitude) });
+    tensors.push({ name: loraKey(d.module, 'lora_A'), dtype: 'F32', shape: [d.r, d.inFeatures], data: bytesOf(d.A) });
+    tensors.push({ name: loraKey(d.module, 'lora_B'), dtype: 'F32', shape: [d.outFeatures, d.r], data: bytesOf(d.B) });
+    if (d.magnitude) tensors.push({ name: loraKey(d.module, 'lora_magnitude_vector'), dtype: 'F32', shape: [d.outFeatures], data: bytesOf(d.magnitude) });
   }
   const targets = [...new Set(deltas.map((d) => d.module.slice(d.module.lastIndexOf('.') + 1)))].sort();
+  // The targets must choose every module written: no layer or exclusion filters carried over from `like`.
   const config: Record<string, unknown> = {
     peft_version: PEFT_VERSION, task_type: 'CAUSAL_LM', ...like, peft_type: 'LORA', r, lora_alpha: alpha, rank_pattern: rankPattern,
-    alpha_pattern: alphaPattern, target_modules: targets, use_dora: dora > 0, use_rslora: rslora, init_lora_weights: true,
-    bias: 'none', fan_in_fan_out: false,
+    alpha_pattern: alphaPattern, target_modules: targets, layers_to_transform: null, layers_pattern: null, exclude_modules: null,
+    use_dora: dora > 0, use_rslora: rslora, init_lora_weights: true, bias: 'none', fan_in_fan_out: false,
   };
   return { config, tensors };
 }

@@ -1,51 +1,45 @@
 /**
  * `loadAdapter`: applies a saved LoRA / rsLoRA / DoRA adapter folder (ours or PEFT's) to a loaded
- * model for inference, as PeftModel.from_pretrained does: wrap every module the weights name, load
- * lora_A / lora_B (/ lora_magnitude_vector) as f32 whatever their stored float dtype, load trained
- * biases, no gradients anywhere. Ranks come from the tensors and must agree with the config
- * (r / rank_pattern); the scaling comes from the config (lora_alpha / alpha_pattern / use_rslora).
- * A shape that does not fit the module, an unknown key or an unsupported kind (embedding LoRA,
- * modules_to_save) is E_FORMAT naming the key. A LoftQ folder's loftq_base.safetensors replaces the
- * wrapped modules' base weights first (save.ts).
+ * model for inference, as PeftModel.from_pretrained does: wrap the modules the config's target_modules
+ * (& layers_to_transform, exclude_modules) match in this model (tuners_utils.py inject_adapter; none
+ * matched is refused, as PEFT raises), load their lora_A / lora_B (/ lora_magnitude_vector) as f32
+ * whatever their stored float dtype, load trained biases, no gradients anywhere. Tensors of modules
+ * not targeted are not applied (set_peft_model_state_dict drops them) and reported, with the targeted
+ * modules the file has nothing for, in the returned AdapterLoadReport. Ranks come from the tensors and
+ * must agree with the config (r / rank_pattern); the scaling comes from the config (lora_alpha /
+ * alpha_pattern / use_rslora). A shape that does not fit the module, an unknown key, an unsupported kind
+ * (embedding LoRA, modules_to_save), a DoRA config without magnitudes or a non-finite value is E_FORMAT
+ * naming the key (keys.ts). A LoftQ folder's loftq_base.safetensors replaces the wrapped modules' base
+ * weights first (save.ts).
  * Not here: training-time wrapping (attach.ts), reading the folder's bytes (core io/peft-adapter.ts).
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import {
-  asF32, decodeQuantState, frozenTensor, getBackend, isLinear, keep, parsePeftKey, readPeftAdapter, SafetensorsFile, tensor, toF32,
-  inputError, type Llama, type PeftKeyKind, type RawTensor, type Tensor,
+  asF32, decodeQuantState, frozenTensor, isLinear, keep, readPeftAdapter, SafetensorsFile, tensor, type Linear,
+  inputError, type AdapterLoadReport, type KeyedTensor, type Llama, type Tensor,
 } from '@peft/core-tensor';
 import { settingsFromPeftConfig } from './config.js';
+import { checkScale, f32Values, sortLoraTensors } from './keys.js';
 import { LoraLinear } from './layer.js';
 import { LOFTQ_BASE_FILE } from './save.js';
-import { moduleRank } from './targets.js';
+import { moduleRank, selectTargets } from './targets.js';
 
-type Parts = Partial<Record<PeftKeyKind, { key: string; t: RawTensor }>>;
-
-/** Splits the adapter's tensors into per-module LoRA parts and bias keys; anything else is refused. */
-function sortKeys(tensors: ReadonlyMap<string, RawTensor>, file: string): { modules: Map<string, Parts>; biases: Map<string, { key: string; t: RawTensor }> } {
-  const modules = new Map<string, Parts>();
-  const biases = new Map<string, { key: string; t: RawTensor }>();
-  for (const [key, t] of tensors) {
-    const k = parsePeftKey(key);
-    if (k && (k.kind === 'lora_embedding_A' || k.kind === 'lora_embedding_B')) throw inputError('E_FORMAT', `${key}: embedding LoRA is not supported`, file);
-    if (k) {
-      const parts = modules.get(k.module) ?? {};
-      parts[k.kind] = { key, t };
-      modules.set(k.module, parts);
-      continue;
-    }
-    const b = /^base_model\.model\.(.+?)(\.base_layer)?\.bias$/.exec(key);
-    if (!b) throw inputError('E_FORMAT', `${key}: not a LoRA tensor (modules_to_save and other extras are not supported)`, file);
-    biases.set(b[1], { key, t });
+/** Trained biases by module path (`<module>.bias` or `<module>.base_layer.bias`); any other key is refused. */
+function biasKeys(other: readonly KeyedTensor[], file: string): Map<string, KeyedTensor> {
+  const biases = new Map<string, KeyedTensor>();
+  for (const p of other) {
+    const b = /^base_model\.model\.(.+?)(\.base_layer)?\.bias$/.exec(p.key);
+    if (!b) throw inputError('E_FORMAT', `${p.key}: not a LoRA tensor (modules_to_save and other extras are not supported)`, file);
+    biases.set(b[1], p);
   }
-  return { modules, biases };
+  return biases;
 }
 
-function values(p: { key: string; t: RawTensor }, shape: readonly number[], file: string): Float32Array {
+function values(p: KeyedTensor, shape: readonly number[], file: string): Float32Array {
   const ok = p.t.shape.length === shape.length && p.t.shape.every((v, i) => v === shape[i]);
   if (!ok) throw inputError('E_FORMAT', `${p.key} has shape [${p.t.shape.join(', ')}], the model needs [${shape.join(', ')}]`, file);
-  return Float32Array.from(toF32(getBackend(), { ...p.t, name: p.key } as RawTensor));
+  return f32Values(p, file);
 }
 
 /** A loaded value as an f32 tensor that never trains, owned by the model (not by any scope). */
@@ -74,22 +68,21 @@ async function applyLoftqBase(model: Llama, dir: string): Promise<void> {
   }
 }
 
-export async function loadLoraAdapter(model: Llama, dir: string, config: Record<string, unknown>): Promise<void> {
+export async function loadLoraAdapter(model: Llama, dir: string, config: Record<string, unknown>): Promise<AdapterLoadReport> {
   const file = join(dir, 'adapter_model.safetensors');
   const s = settingsFromPeftConfig(config, join(dir, 'adapter_config.json'));
   const adapter = await readPeftAdapter(dir);
-  const { modules, biases } = sortKeys(adapter.tensors, file);
-  const plans = [...modules].map(([module, parts]) => {
-    const base = model.getModule(module);
-    if (base instanceof LoraLinear) throw inputError('E_INPUT', `${module} already has an adapter`, dir);
-    if (!isLinear(base)) throw inputError('E_FORMAT', `${parts.lora_A?.key ?? module}: the model has no Linear ${module}`, file);
-    if (!parts.lora_A || !parts.lora_B) throw inputError('E_FORMAT', `${module}: lora_A and lora_B must both be present`, file);
-    if (s.useDora !== !!parts.lora_magnitude_vector) throw inputError('E_FORMAT', `${module}: use_dora is ${s.useDora} but lora_magnitude_vector is ${parts.lora_magnitude_vector ? 'present' : 'missing'}`, file);
+  const targets = selectTargets(model, s.rules);
+  const targetSet = new Set(targets);
+  const sorted = sortLoraTensors(adapter.tensors, s.useDora, file, (m) => targetSet.has(m));
+  const biases = biasKeys(sorted.other, file);
+  const plans = sorted.modules.map(({ module, A, B, magnitude }) => {
+    const base = model.getModule(module) as Linear;
     const { r, alpha, scale } = moduleRank(s, module);
-    if (parts.lora_A.t.shape[0] !== r) throw inputError('E_FORMAT', `${parts.lora_A.key} has rank ${parts.lora_A.t.shape[0]}, adapter_config.json gives ${module} r = ${r}`, file);
+    checkScale(module, scale, alpha, join(dir, 'adapter_config.json'));
+    if (A.t.shape[0] !== r) throw inputError('E_FORMAT', `${A.key} has rank ${A.t.shape[0]}, adapter_config.json gives ${module} r = ${r}`, file);
     const [out, inF] = base.weight.shape;
-    return { module, base, r, alpha, scale, A: values(parts.lora_A, [r, inF], file), B: values(parts.lora_B, [out, r], file),
-      m: parts.lora_magnitude_vector && values(parts.lora_magnitude_vector, [out], file) };
+    return { module, base, r, alpha, scale, A: values(A, [r, inF], file), B: values(B, [out, r], file), m: magnitude && values(magnitude, [out], file) };
   });
   const params = new Map(model.namedParameters());
   const biasValues = [...biases].map(([path, b]) => {
@@ -109,4 +102,6 @@ export async function loadLoraAdapter(model: Llama, dir: string, config: Record<
     const lin = owner instanceof LoraLinear ? owner.base_layer : owner;
     lin?.setParameter('bias', constant(v, [v.length])).dispose();
   }
+  const applied = new Set(plans.map((p) => p.module));
+  return { modules: [...applied], unused: sorted.unused, missing: targets.filter((t) => !applied.has(t)) };
 }

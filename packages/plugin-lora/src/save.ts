@@ -25,11 +25,12 @@
 import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import {
-  ADAPTER_CONFIG, ADAPTER_WEIGHTS, bytesOf, encodeQuantState, peftKey, quantMap, writePeftAdapter, writeSafetensors,
+  ADAPTER_CONFIG, ADAPTER_WEIGHTS, bytesOf, encodeQuantState, quantMap, writePeftAdapter, writeSafetensors,
   type AdapterSummary, type AttachedAdapter, type Llama, type NamedRawTensor, type Tensor,
 } from '@peft/core-tensor';
 import { peftConfig, type LoraSettings } from './config.js';
 import type { LoraLinear } from './layer.js';
+import { loraKey } from './keys.js';
 import { targetsForConfig } from './targets.js';
 
 export const LOFTQ_BASE_FILE = 'loftq_base.safetensors';
@@ -83,8 +84,8 @@ export class LoraAdapterState implements AttachedAdapter {
   parameters(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const l of this.layers) {
-      out.push([peftKey(l.spec.module, 'lora_A'), l.lora_A], [peftKey(l.spec.module, 'lora_B'), l.lora_B]);
-      if (l.magnitude) out.push([peftKey(l.spec.module, 'lora_magnitude_vector'), l.magnitude]);
+      out.push([loraKey(l.spec.module, 'lora_A'), l.lora_A], [loraKey(l.spec.module, 'lora_B'), l.lora_B]);
+      if (l.magnitude) out.push([loraKey(l.spec.module, 'lora_magnitude_vector'), l.magnitude]);
     }
     return [...out, ...this.biases];
   }
@@ -103,8 +104,8 @@ export class LoraAdapterState implements AttachedAdapter {
       const ab = init ? converted(Float32Array.from(l.lora_A.data), Float32Array.from(l.lora_B.data), init.A0, init.B0, r, out)
         : { A: Float32Array.from(l.lora_A.data), B: Float32Array.from(l.lora_B.data) };
       const rr = init ? 2 * r : r;
-      tensors.push(f32(peftKey(module, 'lora_A'), [rr, inF], ab.A), f32(peftKey(module, 'lora_B'), [out, rr], ab.B));
-      if (l.magnitude) tensors.push(f32(peftKey(module, 'lora_magnitude_vector'), [out], Float32Array.from(l.magnitude.data)));
+      tensors.push(f32(loraKey(module, 'lora_A'), [rr, inF], ab.A), f32(loraKey(module, 'lora_B'), [out, rr], ab.B));
+      if (l.magnitude) tensors.push(f32(loraKey(module, 'lora_magnitude_vector'), [out], Float32Array.from(l.magnitude.data)));
     }
     for (const [key, t] of this.biases) tensors.push(f32(key, [...t.shape], Float32Array.from(t.data)));
     const s = this.initial.size > 0 ? convertedSettings(this.settings) : this.settings;

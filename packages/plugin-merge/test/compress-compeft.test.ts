@@ -9,10 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  asF32, compressAdapter, createRegistry, decompressAdapter, inspectPath, openModelFolder, peftKey, readPeftAdapter,
+  asF32, compressAdapter, createRegistry, decompressAdapter, inspectPath, openModelFolder, readPeftAdapter,
   SafetensorsFile, writePeftAdapter, Xoshiro128, COMPRESSED_FILE, type Registry,
 } from '@peft/core-tensor';
 import { registerCompressors } from '../src/compress/index.js';
+
+/** PEFT's on-disk name of a LoRA factor (save_and_load.py). */
+const loraKey = (module: string, kind: 'lora_A' | 'lora_B') => `base_model.model.${module}.${kind}.weight`;
 
 const FIX = join(__dirname, 'fixtures', 'compress');
 const LORA = join(FIX, 'lora');
@@ -145,7 +148,7 @@ async function realisticAdapter(dir: string): Promise<number> {
       for (const [kind, shape] of [['lora_A', [8, 288]], ['lora_B', [288, 8]]] as const) {
         const a = new Float32Array(shape[0] * shape[1]);
         rng.fillNormal(a);
-        tensors.push({ name: peftKey(mod, kind), dtype: 'F32' as const, shape: [...shape], data: new Uint8Array(a.buffer) });
+        tensors.push({ name: loraKey(mod, kind), dtype: 'F32' as const, shape: [...shape], data: new Uint8Array(a.buffer) });
       }
     }
   }

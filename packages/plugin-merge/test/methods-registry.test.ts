@@ -27,9 +27,9 @@ function refusal(fn: () => void): PeftError {
 }
 
 describe('registered merge methods', () => {
-  it('are mergekit\'s names', () => {
+  it('are mergekit\'s names, and PEFT\'s cat', () => {
     expect(registry.list('merger').map((m) => m.name)).toEqual([
-      'breadcrumbs', 'breadcrumbs_ties', 'dare_linear', 'dare_ties', 'della', 'della_linear', 'linear', 'model_stock', 'slerp', 'task_arithmetic', 'ties',
+      'breadcrumbs', 'breadcrumbs_ties', 'cat', 'dare_linear', 'dare_ties', 'della', 'della_linear', 'linear', 'model_stock', 'slerp', 'task_arithmetic', 'ties',
     ]);
   });
 

@@ -34,7 +34,8 @@ export default class Eval extends PeftCommand {
     const { args, flags } = await this.parse(Eval);
     const core = await import('@peft/core-tensor');
     const kernels = core.getTrainKernels(flags.backend as 'auto' | 'native' | 'reference');
-    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter) : undefined;
+    const warnings: string[] = [];
+    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter, warnings) : undefined;
     const live = !this.jsonEnabled() && process.stderr.isTTY;
     const s = await core.runEval({
       modelDir: args.model, dataFile: flags.data, batchSize: flags.batch, seqLen: flags['seq-len'], maxRowBytes: flags['max-row-bytes'],
@@ -42,7 +43,7 @@ export default class Eval extends PeftCommand {
       onProgress: live ? (done, n, phase) => process.stderr.write(`\r${phase === 'score' ? 'scored' : 'generated'} ${done}/${n} rows`) : undefined,
     });
     if (live) process.stderr.write('\n');
-    if (this.jsonEnabled()) return s;
+    if (this.jsonEnabled()) return flags.adapter ? { ...s, warnings } : s;
     this.log(table([
       ['rows', `${s.rows} (${s.completionTokens} completion tokens${s.truncatedRows ? `, ${s.truncatedRows} truncated` : ''})`],
       ['loss', s.loss.toFixed(4)],

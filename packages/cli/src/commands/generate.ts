@@ -38,7 +38,8 @@ export default class Generate extends PeftCommand {
     const kernels = core.getTrainKernels(flags.backend as 'auto' | 'native' | 'reference');
     const temperature = await numberFlag('temperature', flags.temperature);
     const topP = await numberFlag('top-p', flags['top-p']);
-    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter) : undefined;
+    const warnings: string[] = [];
+    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter, warnings) : undefined;
     const stream = !this.jsonEnabled();
     const r = await core.runGenerate({
       modelDir: args.model, prompt: flags.prompt, chat: flags.chat, maxNewTokens: flags['max-new-tokens'], temperature, topP,
@@ -49,6 +50,6 @@ export default class Generate extends PeftCommand {
       this.logToStderr(`note: stopped after ${r.tokenIds.length} new tokens: the prompt's ${r.promptTokenIds.length} and these fill ` +
         `max_position_embeddings (${r.maxPositions})`);
     }
-    return r;
+    return flags.adapter ? { ...r, warnings } : r;
   }
 }

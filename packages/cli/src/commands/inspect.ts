@@ -1,6 +1,7 @@
 import { Args } from '@oclif/core';
 import { PeftCommand } from '../base-command.js';
 import { bytes, count, table } from '../format.js';
+import { loadRegistry } from '../registry.js';
 
 export default class Inspect extends PeftCommand {
   static override summary = 'Show what a model folder, quantized folder, PEFT adapter folder or safetensors file holds.';
@@ -17,7 +18,7 @@ export default class Inspect extends PeftCommand {
   public async run() {
     const { args } = await this.parse(Inspect);
     const { inspectPath } = await import('@peft/core-tensor');
-    const r = await inspectPath(args.path);
+    const r = await inspectPath(args.path, { registry: await loadRegistry(this.config) });
     if (this.jsonEnabled()) return r;
     const rows: string[][] = [['path', r.path]];
     if (r.architecture) rows.push(['architecture', `${r.architecture} (${r.modelType ?? '?'})`]);

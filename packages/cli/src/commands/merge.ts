@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import { printWarnings } from '../adapter.js';
 import { PeftCommand } from '../base-command.js';
 import { bytes, table } from '../format.js';
 import { MERGE_PARAM_FLAGS, numbers, splitParams } from '../merge-args.js';
@@ -58,6 +59,7 @@ export default class Merge extends PeftCommand {
       const weights = numbers('weight', f.weight, fail);
       if (args.input) {
         const r = await core.foldAdapters({ base: args.input, adapters, weights, dtype: f.dtype as 'bf16' | undefined, requantize: f.requantize, out: needOut(), force: f.force }, registry);
+        printWarnings(r.warnings);
         if (!this.jsonEnabled()) this.log(`folded ${adapters.length} adapter(s) into ${r.foldedModules} modules: ${needOut()} (${bytes(r.bytesOut)}, ${r.seconds.toFixed(2)} s)`);
         return r;
       }
@@ -68,6 +70,7 @@ export default class Merge extends PeftCommand {
         adapters, weights, method: f.method, density: density?.[0], rank: f.rank, seed: f.seed, out: needOut(), force: f.force,
         options: core.parseSetPairs(f.set ?? []),
       }, registry);
+      printWarnings(r.warnings);
       if (!this.jsonEnabled()) this.log(`merged ${r.adapters} adapters (${r.method}) over ${r.modules} modules at rank ${r.rank}: relative reconstruction error ${r.relError.toExponential(3)}`);
       return r;
     }

@@ -21,3 +21,4 @@ export { readJsonObject, parseJsonObject } from './json-file.js';
 export { openRegularFile, readRegularFile, readTextFile, isLfsPointer, LFS_POINTER_PREFIX } from './regular-file.js';
 export { parseYaml, parseYamlMapping, MAX_YAML_ALIASES } from './yaml-file.js';
 export * from './peft-adapter.js';
+export * from './peft-keys.js';

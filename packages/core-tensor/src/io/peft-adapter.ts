@@ -2,7 +2,8 @@
  * Hugging Face PEFT adapter folders: `adapter_config.json` + `adapter_model.safetensors`, the
  * on-disk format every PEFT method shares (LoRA, DoRA, prompt learning, ...). Follows
  * `src/peft/config.py` (PeftConfigMixin.save_pretrained) and `src/peft/utils/save_and_load.py`
- * (get_peft_model_state_dict: key names as saved).
+ * (get_peft_model_state_dict: key names as saved). Any method's folder reads the same way: the
+ * tensors come back by their keys, and a method's key naming (peft-keys.ts) groups them.
  * Not here: what the tensors mean (the adapter methods), pickle `.bin` checkpoints (refused).
  */
 import { promises as fsp } from 'node:fs';
@@ -10,6 +11,7 @@ import { join, posix, win32 } from 'node:path';
 import { inputError, PeftError } from '../errors.js';
 import { DTYPE_SIZES, type NamedRawTensor, type RawTensor } from '../dtype.js';
 import { readJsonObject } from './json-file.js';
+import { parsePeftKey, type AdapterKeys } from './peft-keys.js';
 import { floatKeysOf, pyJsonDumps } from './py-json.js';
 import { fsError, SafetensorsFile } from './safetensors-reader.js';
 import { writeSafetensors } from './safetensors-writer.js';
@@ -129,55 +131,34 @@ export async function writePeftAdapter(outDir: string, opts: WriteAdapterOptions
   });
 }
 
-export type PeftKeyKind = 'lora_A' | 'lora_B' | 'lora_magnitude_vector' | 'lora_embedding_A' | 'lora_embedding_B';
-
-/**
- * The on-disk key of a LoRA parameter of `module` (HF module path, e.g. `model.layers.0.self_attn.q_proj`).
- * save_and_load.py drops the adapter name (`.default`) and, for DoRA, the magnitude's `.weight`;
- * lora_embedding_A/B are bare nn.Parameters (no `.weight`).
- */
-export function peftKey(module: string, kind: PeftKeyKind): string {
-  const base = `base_model.model.${module}.${kind}`;
-  return kind === 'lora_A' || kind === 'lora_B' ? `${base}.weight` : base;
-}
-
-const KEY_PATTERNS: [RegExp, PeftKeyKind?][] = [
-  [/^base_model\.model\.(.+)\.(lora_A|lora_B)(?:\.default)?\.weight$/],
-  [/^base_model\.model\.(.+)\.lora_magnitude_vector(?:\.default\.weight)?$/, 'lora_magnitude_vector'],
-  [/^base_model\.model\.(.+)\.(lora_embedding_A|lora_embedding_B)(?:\.default)?$/],
-];
-
-/** Inverse of peftKey; also accepts PEFT's in-memory names (with `.default`). Other keys: undefined. */
-export function parsePeftKey(key: string): { module: string; kind: PeftKeyKind } | undefined {
-  for (const [re, kind] of KEY_PATTERNS) {
-    const m = re.exec(key);
-    if (m) return { module: m[1], kind: kind ?? (m[2] as PeftKeyKind) };
-  }
-  return undefined;
-}
-
 export interface PeftAdapterSummary {
   dir: string;
   peftType: string;
   taskType?: string;
   r?: number;
   loraAlpha?: number;
-  /** Last components of the adapted module paths found in the keys (q_proj, v_proj, ...), sorted. */
+  /** Last components of the module paths the keys name (q_proj, v_proj, ...), sorted; [] without `keysFor`. */
   targetModules: string[];
   tensorCount: number;
   parameters: number;
   bytes: number;
 }
 
+export interface DescribeAdapterOptions extends ReadAdapterOptions {
+  /** The key naming of the method owning `peftType` (its MethodDef.keys), to list the modules; none: no list. */
+  keysFor?: (peftType: string) => AdapterKeys | undefined;
+}
+
 /** Summary for `peft inspect`; reads the config and the weights' header only. */
-export async function describePeftAdapter(dir: string, opts: ReadAdapterOptions = {}): Promise<PeftAdapterSummary> {
+export async function describePeftAdapter(dir: string, opts: DescribeAdapterOptions = {}): Promise<PeftAdapterSummary> {
   const { dir: at, config, file } = await openAdapter(dir, opts);
   await file.close();
   const targets = new Set<string>();
+  const keys = opts.keysFor?.(config.peft_type as string);
   let parameters = 0, bytes = 0;
   for (const t of file.tensors) {
-    const k = parsePeftKey(t.name);
-    if (k) targets.add(k.module.slice(k.module.lastIndexOf('.') + 1));
+    const k = keys && parsePeftKey(keys, t.name);
+    if (k && k.module) targets.add(k.module.slice(k.module.lastIndexOf('.') + 1));
     parameters += t.byteLength / DTYPE_SIZES[t.dtype];
     bytes += t.byteLength;
   }

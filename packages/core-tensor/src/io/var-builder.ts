@@ -12,11 +12,13 @@
  *   int8 weights keep their CB / SCB rows.
  * - tensors: a name -> Tensor map (tests, adapters, weights built in code).
  * - init: creates every requested tensor from its init hint (trainable), recording it in a map.
- * What comes from a folder never requires grad: base weights are frozen.
+ * What comes from a folder never requires grad: base weights are frozen, and checked finite as they
+ * load (the f32 values, bf16 bits, 4-bit absmax or int8 row scales; exit 2 naming the tensor).
  * Not here: module construction (models/), quantizing (quant/), writing checkpoints.
  */
 import { asU16, numel, type Dtype, type RawTensor } from '../dtype.js';
 import { inputError, PeftError } from '../errors.js';
+import { checkFinite, checkFiniteRaw } from '../finite.js';
 import { getBackend, toF32 } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
 import { doubleDequantize } from '../quant/bnb4bit.js';
@@ -139,6 +141,7 @@ class FolderSource implements WeightSource {
     }
     this.#checkShape(key, info.shape, shape);
     const values = toF32(this.#backend, { ...(await this.#read(key)), name: key } as RawTensor);
+    checkFinite(values, { what: `tensor ${key}`, where: this.#file(key) });
     return keep(tensor(values, shape));
   }
 
@@ -152,6 +155,7 @@ class FolderSource implements WeightSource {
     if (info.dtype === 'BF16' && !this.opts.widenBf16) {
       this.#checkShape(key, info.shape, shape);
       const raw = await this.#read(key);
+      checkFiniteRaw(raw, { what: `tensor ${key}`, where: this.#file(key) });
       return keep(frozenTensor({ kind: 'bf16', bits: asU16(raw.data) }, shape));
     }
     return this.getFloat(key, shape);
@@ -171,6 +175,7 @@ class FolderSource implements WeightSource {
     }
     await this.#checkQuantMap(`${key}.quant_map`, s.quant_type);
     const absmax = await this.#absmax(key, Math.ceil(n / s.blocksize), s.nested_offset, s.nested_blocksize ?? 256);
+    checkFinite(absmax, { what: `the absmax of 4-bit tensor ${key}`, where: this.#file(key) }); // a block's scale: NaN / Inf poisons the block
     const data = { kind: s.quant_type, packed: packed.subarray(0, Math.ceil(n / 2)), absmax, blocksize: s.blocksize };
     return keep(frozenTensor(data, shape));
   }
@@ -215,6 +220,7 @@ class FolderSource implements WeightSource {
     const raw = (await this.#read(key)).data;
     const cb = new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength);
     const scb = Float32Array.from(await this.#f32(`${module}.SCB`, shape[0]));
+    checkFinite(scb, { what: `tensor ${module}.SCB (int8 row scales)`, where: this.#file(`${module}.SCB`) });
     return keep(frozenTensor({ kind: 'int8', cb, scb }, shape));
   }
 }

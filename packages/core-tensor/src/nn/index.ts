@@ -7,6 +7,10 @@ export { Embedding } from './embedding.js';
 export { isLinear, Linear, type LinearInit } from './linear.js';
 export { Module, ModuleList, type ParameterFilter } from './module.js';
 export { RMSNorm } from './rmsnorm.js';
+export { forEachRowBlock, replaceWeight, rowNorms, weightF32 } from './frozen-weight.js';
+export {
+  describeTargets, matchesTarget, parseTargets, peftTargetRules, selectTargets, targetsForConfig, type TargetRules, type TargetSpec,
+} from './targets.js';
 
 export * as ops from '../ops/index.js';
 export { backward, gradcheck, gradients, type GradcheckOptions, type GradcheckResult } from '../autograd/index.js';

@@ -9,8 +9,13 @@
  * `parameters` may set both (per-model ones then apply to every model); a model's `parameters`
  * only per-model ones. Options without a default that must be set are listed in `required`.
  * Values arrive resolved for the tensor at hand (a layer gradient or a filter already evaluated).
+ *
+ * Adapter merges (`peft merge --adapter A --adapter B`) run a merger on each module's dense update
+ * ΔWᵢ = sᵢ Bᵢ Aᵢ and truncate the result by SVD; a merger that can combine the factors themselves
+ * exactly (cat) also offers `mergeFactors`, which adapter merges then use instead.
  */
 import { Xoshiro128 } from '../random/rng.js';
+import type { LowRankDelta } from './method.js';
 import type { EntryBase } from './registry.js';
 import type { OptionsSchema, ResolvedOptions } from './options.js';
 
@@ -39,6 +44,17 @@ export interface MergeTensorInput extends MergeParams {
   seed: number;
 }
 
+/** One module's low-rank updates in an adapter merge, for a merger that combines factors exactly. */
+export interface MergeFactorsInput {
+  /** HF module path. */
+  module: string;
+  outFeatures: number;
+  inFeatures: number;
+  /** The adapters holding this module, in input order, each with its per-model options (weight, ...). */
+  parts: readonly { delta: LowRankDelta; options: ResolvedOptions }[];
+  global: ResolvedOptions;
+}
+
 export interface MergerDef extends EntryBase {
   /** The paper, shown in `peft methods`. */
   paper?: string;
@@ -57,6 +73,8 @@ export interface MergerDef extends EntryBase {
    */
   checkParams?(p: MergeParams): void;
   mergeTensor(input: MergeTensorInput): Float32Array;
+  /** Exact adapter merge of one module's factors (no dense product, no SVD); its ΔW must equal mergeTensor's. */
+  mergeFactors?(input: MergeFactorsInput): LowRankDelta;
 }
 
 /**

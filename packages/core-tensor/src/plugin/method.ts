@@ -3,13 +3,19 @@
  * A method rewrites a loaded model for training (`attach`), names exactly the tensors that train,
  * saves them in the field's format (a PEFT folder), applies a saved folder for inference
  * (`loadAdapter`), and, where its update is a low-rank ΔW, exposes it (`delta` / `fromDelta`) so
- * merging, folding and compression work on any such method without importing it.
+ * merging, folding and compression work on any such method without importing it. It declares how
+ * its tensors are named (`keys`, io/peft-keys.ts) and the `peft_type` it owns; the registry holds one
+ * method per peft_type and per key prefix, and `registry.methodFor(peftType)` is the one lookup.
+ * Methods that wrap modules choose them with the core's target matching (nn/targets.ts) and read base
+ * weights through nn/frozen-weight.ts.
  * Not here: the training loop (train/), optimizers, reading/writing PEFT folders (io/peft-adapter.ts).
  */
 import type { TrainKernels } from '../backend/train-kernels.js';
 import type { NamedRawTensor } from '../dtype.js';
 import type { PeftAdapter } from '../io/peft-adapter.js';
+import type { AdapterKeys } from '../io/peft-keys.js';
 import type { Llama } from '../models/llama.js';
+import type { TargetRules } from '../nn/targets.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ParamGroup } from './optimizer.js';
 import type { EntryBase } from './registry.js';
@@ -58,14 +64,38 @@ export interface LowRankDelta {
   magnitude?: Float32Array;
 }
 
+/**
+ * What loadAdapter applied and what it left out, by PEFT's rules (tuners_utils.py inject_adapter wraps
+ * only the modules target_modules matches; save_and_load.py set_peft_model_state_dict loads with
+ * strict=False, so tensors of other modules are dropped without a word).
+ */
+export interface AdapterLoadReport {
+  /** HF module paths the adapter now changes. */
+  modules: string[];
+  /** File keys of tensors not applied: their modules are not matched by target_modules & co. */
+  unused: string[];
+  /** Matched modules the file holds no tensors for (PEFT warns "Found missing adapter keys"); they stay unchanged. */
+  missing: string[];
+}
+
 export interface MethodDef extends EntryBase {
-  /** The PEFT `peft_type` this method reads and writes, e.g. "LORA". */
+  /** The PEFT `peft_type` this method reads and writes, upper case as PEFT's PeftType, e.g. "LORA". */
   peftType: string;
+  /** How its tensors are named in adapter_model.safetensors (prefix unique among methods, as PEFT's). */
+  keys: AdapterKeys;
+  /**
+   * How a saved config chooses modules (PEFT tuners: nn/targets.ts peftTargetRules over target_modules
+   * & co., with the method's default); absent for methods that wrap no modules (prompt tuning).
+   */
+  targets?(config: Record<string, unknown>, where: string): TargetRules;
   /** Rewrites `model` in place for training (e.g. wraps target Linear modules). */
   attach(model: Llama, options: ResolvedOptions, ctx: MethodContext): Promise<AttachedAdapter>;
   /** Applies a saved adapter folder to `model` for inference (eval / generate --adapter). */
-  loadAdapter(model: Llama, dir: string, config: Record<string, unknown>): Promise<void>;
-  /** The per-module low-rank updates of a saved adapter (merging, folding, compression). */
+  loadAdapter(model: Llama, dir: string, config: Record<string, unknown>): Promise<AdapterLoadReport | void>;
+  /**
+   * The per-module low-rank updates of a saved adapter (merging, folding, compression): only the modules
+   * its config targets, as loading applies them; the core reports the tensors of the others as unused.
+   */
   delta?(adapter: PeftAdapter): LowRankDelta[];
   /** An adapter (config + PEFT-keyed tensors) holding `deltas` exactly; `like` is the config to start from. */
   fromDelta?(deltas: readonly LowRankDelta[], like: Record<string, unknown>): { config: Record<string, unknown>; tensors: NamedRawTensor[] };

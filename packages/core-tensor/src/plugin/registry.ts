@@ -3,9 +3,11 @@
  * registers the core's built-ins, then fires the oclif hook `peft:register` with `{ registry }`;
  * every installed plugin adds its entries. Library users do the same with `createRegistry()`
  * and `plugin.register(registry)`. Names are unique per kind: a second entry with a taken name
- * is refused, so two plugins can never silently shadow each other.
+ * is refused, so two plugins can never silently shadow each other; so are a method's `peft_type`
+ * and key prefix (PEFT's register_peft_method refuses a taken name or prefix), and `methodFor` is
+ * the one lookup from an adapter's peft_type to its method.
  */
-import { PeftError } from '../errors.js';
+import { inputError, PeftError } from '../errors.js';
 import type { CompressorDef } from './compressor.js';
 import type { MergerDef } from './merger.js';
 import type { MethodDef } from './method.js';
@@ -44,9 +46,32 @@ export interface Registry {
   list<K extends EntryKind>(kind: K): KindTypes[K][];
   get<K extends EntryKind>(kind: K, name: string): KindTypes[K];
   has(kind: EntryKind, name: string): boolean;
+  /**
+   * The method owning `peftType`, matched exactly as PEFT does (PEFT_TYPE_TO_CONFIG_MAPPING[peft_type] in
+   * src/peft/config.py: "lora" is not "LORA"), or undefined.
+   */
+  findMethod(peftType: unknown): MethodDef | undefined;
+  /** findMethod, or E_INPUT naming `where` when no installed method reads `peftType`. */
+  methodFor(peftType: unknown, where?: string): MethodDef;
 }
 
 const NAME_RE = /^[a-z][a-z0-9_-]*$/;
+/** PeftType values are upper-case identifiers (src/peft/utils/peft_types.py). */
+const PEFT_TYPE_RE = /^[A-Z][A-Z0-9_]*$/;
+
+/** A method's peft_type and key prefix, checked against the methods registered before it. */
+function checkMethod(def: MethodDef, others: readonly MethodDef[]): void {
+  const fail = (m: string) => new PeftError('E_RUNTIME', `method "${def.name}": ${m}`);
+  if (typeof def.peftType !== 'string' || !PEFT_TYPE_RE.test(def.peftType)) throw fail(`peftType ${JSON.stringify(def.peftType)} must match ${PEFT_TYPE_RE}`);
+  const prefix = def.keys?.prefix;
+  if (typeof prefix !== 'string' || !prefix || !def.keys.parts || !Object.keys(def.keys.parts).length) throw fail('keys needs a prefix and at least one part');
+  const stray = Object.keys(def.keys.parts).find((p) => !p.startsWith(prefix));
+  if (stray) throw fail(`key part "${stray}" does not start with the prefix "${prefix}"`);
+  for (const o of others) {
+    if (o.peftType === def.peftType) throw fail(`peft_type ${def.peftType} is already read by method "${o.name}" (two plugins claim it)`);
+    if (o.keys.prefix === prefix) throw fail(`key prefix "${prefix}" is already method "${o.name}"'s`);
+  }
+}
 
 export function createRegistry(): Registry {
   const tables = new Map<EntryKind, Map<string, EntryBase>>(ENTRY_KINDS.map((k) => [k, new Map()]));
@@ -58,6 +83,7 @@ export function createRegistry(): Registry {
     if (table.has(def.name)) {
       throw new PeftError('E_RUNTIME', `${kind} "${def.name}" is registered twice (two plugins claim the name)`);
     }
+    if (kind === 'method') checkMethod(def as MethodDef, [...table.values()] as MethodDef[]);
     table.set(def.name, def);
   }
 
@@ -78,6 +104,14 @@ export function createRegistry(): Registry {
       return entry as never;
     },
     has: (kind, name) => tables.get(kind)!.has(name),
+    findMethod: (peftType) => ([...tables.get('method')!.values()] as MethodDef[]).find((d) => d.peftType === peftType),
+    methodFor(peftType, where) {
+      const m = registry.findMethod(peftType);
+      if (m) return m;
+      const near = typeof peftType === 'string' && registry.findMethod(peftType.toUpperCase());
+      const hint = near ? ` (PEFT's types are upper case: ${near.peftType})` : '; install the plugin that provides it';
+      throw inputError('E_INPUT', `no adapter method registered for ${typeof peftType === 'string' ? peftType : JSON.stringify(peftType)}${hint}`, where);
+    },
   };
   return registry;
 }

@@ -10,6 +10,7 @@ import { describePeftAdapter, openModelFolder, SafetensorsFile, type PeftAdapter
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeQuantization } from '../quant/index.js';
+import type { Registry } from '../plugin/registry.js';
 import { describeCompressed, type CompressedSummary } from './adapters/decompress.js';
 
 export interface DtypeCount {
@@ -69,7 +70,12 @@ function configShape(config: Record<string, unknown>): Record<string, number> {
   return Object.fromEntries(keys.filter((k) => typeof config[k] === 'number').map((k) => [k, config[k] as number]));
 }
 
-export async function inspectPath(path: string): Promise<InspectReport> {
+export interface InspectOptions {
+  /** Names an adapter's modules through the method owning its peft_type (its key naming). */
+  registry?: Registry;
+}
+
+export async function inspectPath(path: string, opts: InspectOptions = {}): Promise<InspectReport> {
   const st = await stat(path).catch(() => {
     throw new PeftError('E_NOT_FOUND', `${path}: no such file or folder`);
   });
@@ -86,7 +92,8 @@ export async function inspectPath(path: string): Promise<InspectReport> {
     }
   }
   if (existsSync(join(path, 'adapter_config.json'))) {
-    const adapter = await describePeftAdapter(path);
+    const keysFor = (peftType: string) => opts.registry?.findMethod(peftType)?.keys;
+    const adapter = await describePeftAdapter(path, { keysFor });
     const weights = await inspectPath(join(adapter.dir, 'adapter_model.safetensors'));
     return { ...weights, path, kind: 'adapter', adapter };
   }

@@ -3,12 +3,14 @@
  * quantize the selected Linear weights with a registered quantizer, pass everything else
  * through byte for byte, and write a folder that transformers + bitsandbytes load.
  * Peak memory is a small multiple of the largest tensor (its bytes, the f32 copy, and the
- * dequantized copy for the error statistics), never the model. Output is atomic.
+ * dequantized copy for the error statistics), never the model. Output is atomic. Every tensor is
+ * checked finite as it is read (a NaN / Inf weight would poison its blocks' absmax), by name, exit 2.
  */
 import { getBackend, toF32 } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
 import { numel, type NamedRawTensor, type RawTensor } from '../dtype.js';
 import { PeftError } from '../errors.js';
+import { checkFiniteRaw } from '../finite.js';
 import {
   checkLlamaShapes, copyAuxFiles, floatKeysOf, openModelFolder, pyJsonDumps, ShardedWriter, withAtomicOutput,
 } from '../io/index.js';
@@ -157,6 +159,7 @@ export async function quantizeModel(opts: QuantizeModelOptions): Promise<Quantiz
           await model.fileOf(name).readInto(name, data);
           const raw: RawTensor = { dtype: info.dtype, shape: info.shape, data };
           const file = info.file;
+          checkFiniteRaw(raw, { what: `tensor ${name}`, where: join(opts.modelDir, file) });
           s.bytesBefore += raw.data.byteLength;
           s.largestTensorBytes = Math.max(s.largestTensorBytes, raw.data.byteLength);
           let written: NamedRawTensor[];

@@ -9,10 +9,11 @@
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { inputError, PeftError } from '../errors.js';
+import { checkFinite } from '../finite.js';
 import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import { lrAt } from '../optim/schedule.js';
 import {
-  CHECKPOINTS_DIR, listCheckpoints, pruneCheckpoints, readTrainerState, removeStaleTemps, replaceDir, restoreCheckpoint,
+  CHECKPOINTS_DIR, PARAMS_FILE, listCheckpoints, pruneCheckpoints, readTrainerState, removeStaleTemps, replaceDir, restoreCheckpoint,
   writeCheckpoint,
 } from './checkpoint.js';
 import { watchStop, type StopWatch } from './interrupt.js';
@@ -57,6 +58,8 @@ async function resumeStart(job: TrainJob, plan: RunPlan, outDir: string): Promis
   if (!latest) throw inputError('E_NOT_FOUND', `no checkpoint to resume from (${CHECKPOINTS_DIR}/step-N)`, outDir);
   const state = await readTrainerState(latest.dir, plan.settings);
   await restoreCheckpoint(latest.dir, job, state);
+  // A resumed NaN / Inf would only surface as a non-finite loss, one step later and as exit 1.
+  for (const [name, t] of job.params) checkFinite(t.data, { what: `trained tensor ${name}`, where: join(latest.dir, PARAMS_FILE) });
   return { ...state, checkpoint: latest.dir };
 }
 

@@ -12,9 +12,8 @@
  * (initialMagnitude). W is read in row blocks (a 4-bit base is dequantized a chunk at a time).
  * Not here: plain LoRA (layer.ts), merging DoRA into W (core / plugin-merge via delta()).
  */
-import { noGrad, ops, tensor, type Tensor } from '@peft/core-tensor';
+import { noGrad, ops, rowNorms, tensor, type Tensor } from '@peft/core-tensor';
 import type { LoraLinear } from '../layer.js';
-import { rowNorms } from '../weights.js';
 
 type KernelOptions = ops.KernelOptions;
 

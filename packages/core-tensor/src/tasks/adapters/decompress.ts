@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { getBackend, fromF32, toF32 } from '../../backend/index.js';
 import { numel, type Dtype, type NamedRawTensor } from '../../dtype.js';
 import { inputError, PeftError } from '../../errors.js';
+import { checkFinite, checkFiniteRaw } from '../../finite.js';
 import { copyAuxFiles, withAtomicOutput } from '../../io/atomic.js';
 import { checkConfigTensors } from '../../io/hf-config.js';
 import { openModelFolder, type ModelFolder } from '../../io/model-folder.js';
@@ -96,6 +97,7 @@ function decodeUpdates(header: ContainerHeader, payload: Uint8Array, file: strin
   let nonzero = 0;
   for (const [i, u] of updates.entries()) {
     if (u.length !== numel(header.tensors[i].shape)) throw bad(`tensor ${header.tensors[i].name} decoded to ${u.length} values`);
+    checkFinite(u, { what: `tensor ${header.tensors[i].name} (decoded)`, where: file });
     for (let j = 0; j < u.length; j++) if (u[j] !== 0) nonzero++;
   }
   if (nonzero > header.kept) throw bad(`${nonzero} nonzero values decoded, the header says ${header.kept} were kept`);
@@ -152,9 +154,13 @@ async function writeModelDelta(header: ContainerHeader, updates: Float32Array[],
     try {
       for (const name of base.tensorNames) {
         const i = index.get(name)!;
-        const w = Float32Array.from(toF32(getBackend(), { ...(await base.read(name)), name } as NamedRawTensor));
+        const raw = await base.read(name);
+        checkFiniteRaw(raw, { what: `tensor ${name}`, where: join(base.dir, base.info(name).file) });
+        const w = Float32Array.from(toF32(getBackend(), { ...raw, name } as NamedRawTensor));
         for (let j = 0; j < w.length; j++) w[j] += updates[i][j];
-        await writer.add({ name, shape: header.tensors[i].shape, ...encodeAs(w, header.tensors[i].dtype, opts.dtype ?? 'original') });
+        const t = { name, shape: header.tensors[i].shape, ...encodeAs(w, header.tensors[i].dtype, opts.dtype ?? 'original') };
+        checkFiniteRaw(t, { what: `the output tensor ${name}`, code: 'E_INPUT', hint: `base + delta overflows ${t.dtype}` });
+        await writer.add(t);
       }
       await writer.finish();
     } catch (e) {

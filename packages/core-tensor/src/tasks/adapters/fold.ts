@@ -10,6 +10,10 @@
  * quant_state, else bf16), or re-quantized with the same settings when `requantize` (modules no
  * adapter touches are then copied as stored). quantization_config is dropped unless re-quantized.
  * Tensors no adapter touches pass through byte for byte (converted only when `dtype` is given).
+ * Non-finite values are refused by name (exit 2): in the adapters (deltas.ts), in every base tensor as
+ * it is read (stored bytes, or the dequantized weight), and in every tensor as it is written (a fold
+ * that overflows the output dtype). Tensors of modules an adapter does not target are not applied
+ * and reported in `warnings`.
  * Peak memory: the adapters plus about three copies of the largest tensor. Output is atomic.
  * Not here: how an adapter's keys become ΔW (its method's delta()), merging adapters (merge-adapters.ts).
  */
@@ -19,13 +23,14 @@ import { fromF32, getBackend, toF32 } from '../../backend/index.js';
 import type { Backend } from '../../backend/types.js';
 import { type Dtype, type NamedRawTensor, type RawTensor } from '../../dtype.js';
 import { inputError } from '../../errors.js';
+import { checkFinite, checkFiniteRaw } from '../../finite.js';
 import { copyAuxFiles, withAtomicOutput } from '../../io/atomic.js';
 import { openModelFolder, type ModelFolder } from '../../io/model-folder.js';
 import { floatKeysOf, pyJsonDumps } from '../../io/py-json.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
 import type { LowRankDelta } from '../../plugin/method.js';
 import type { Registry } from '../../plugin/registry.js';
-import { addProduct, readAdapterDeltas } from './deltas.js';
+import { addProduct, adapterWarnings, readAdapterDeltas } from './deltas.js';
 import { findQuantModules, originalDtype, quantizerFor, type QuantModule } from './fold-quant.js';
 
 export type FoldDtype = 'bf16' | 'f16' | 'f32';
@@ -54,6 +59,8 @@ export interface FoldReport {
   dequantizedModules: number;
   requantizedModules: number;
   bytesOut: number;
+  /** Warning lines (deltas.ts adapterWarnings): tensors PEFT would not apply, targeted modules without tensors. */
+  warnings: string[];
   seconds: number;
 }
 
@@ -63,15 +70,18 @@ interface Contribution {
   dir: string;
 }
 
-/** Module -> contributions, checked: weights finite, at most one DoRA magnitude per module. */
-async function collect(opts: FoldOptions, registry: Registry): Promise<Map<string, Contribution[]>> {
-  if (!opts.adapters.length) throw inputError('E_INPUT', 'no adapter to fold (pass at least one --adapter)');
+/** Module -> contributions, checked: weights finite, at most one DoRA magnitude per module; and the warnings. */
+async function collect(opts: FoldOptions, registry: Registry, base: ModelFolder): Promise<{ byModule: Map<string, Contribution[]>; warnings: string[] }> {
   const weights = opts.weights ?? opts.adapters.map(() => 1);
   if (weights.length !== opts.adapters.length) throw inputError('E_INPUT', `${weights.length} weights for ${opts.adapters.length} adapters`);
   for (const w of weights) if (!Number.isFinite(w)) throw inputError('E_INPUT', `adapter weight ${w} is not a finite number`);
   const byModule = new Map<string, Contribution[]>();
+  const warnings: string[] = [];
+  const baseModules = base.tensorNames.filter((n) => n.endsWith('.weight')).map((n) => n.slice(0, -'.weight'.length));
   for (const [i, dir] of opts.adapters.entries()) {
-    for (const d of (await readAdapterDeltas(dir, registry)).deltas.values()) {
+    const a = await readAdapterDeltas(dir, registry, baseModules);
+    for (const w of adapterWarnings(a.dir, a)) warnings.push(w);
+    for (const d of a.deltas.values()) {
       const list = byModule.get(d.module) ?? [];
       list.push({ d, w: weights[i], dir });
       byModule.set(d.module, list);
@@ -82,7 +92,7 @@ async function collect(opts: FoldOptions, registry: Registry): Promise<Map<strin
       throw inputError('E_INPUT', `module ${m}: a DoRA adapter cannot be folded together with another adapter on the same module`, list[0].dir);
     }
   }
-  return byModule;
+  return { byModule, warnings };
 }
 
 /** W [out, in] (f32, updated in place) with every contribution folded in. */
@@ -108,7 +118,7 @@ function fold(w: Float32Array, shape: readonly number[], list: Contribution[], w
 
 class Folder {
   readonly backend: Backend;
-  readonly report: FoldReport = { tensors: 0, foldedModules: 0, dequantizedModules: 0, requantizedModules: 0, bytesOut: 0, seconds: 0 };
+  readonly report: FoldReport = { tensors: 0, foldedModules: 0, dequantizedModules: 0, requantizedModules: 0, bytesOut: 0, warnings: [], seconds: 0 };
   constructor(
     readonly opts: FoldOptions, readonly registry: Registry, readonly base: ModelFolder,
     readonly deltas: Map<string, Contribution[]>, readonly writer: ShardedWriter,
@@ -116,7 +126,21 @@ class Folder {
     this.backend = opts.backend ?? getBackend();
   }
 
+  /** "<base>/<file>" holding `name`, for messages. */
+  fileOf(name: string): string {
+    return join(this.base.dir, this.base.info(name).file);
+  }
+
+  /** A base tensor as stored, refused when it holds NaN / Inf (the absmax of 4-bit blocks included). */
+  async read(name: string): Promise<RawTensor> {
+    const raw = await this.base.read(name);
+    checkFiniteRaw(raw, { what: `tensor ${name}`, where: this.fileOf(name) });
+    return raw;
+  }
+
+  /** Inputs were checked as read: a non-finite output is the fold's own overflow. */
   async write(t: NamedRawTensor): Promise<void> {
+    checkFiniteRaw(t, { what: `the output tensor ${t.name}`, code: 'E_INPUT', hint: `folding the adapters overflows ${t.dtype}` });
     this.report.tensors++;
     this.report.bytesOut += t.data.byteLength;
     await this.writer.add(t);
@@ -129,7 +153,7 @@ class Folder {
   }
 
   async plain(name: string): Promise<void> {
-    const raw = await this.base.read(name);
+    const raw = await this.read(name);
     const module = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : undefined;
     const list = module ? this.deltas.get(module) : undefined;
     const isFloat = FLOATS.includes(raw.dtype);
@@ -146,16 +170,17 @@ class Folder {
   async quantized(m: QuantModule): Promise<void> {
     const list = this.deltas.get(m.prefix);
     if (!list && this.opts.requantize) {
-      for (const n of m.names) await this.write({ name: n, ...(await this.base.read(n)) });
+      for (const n of m.names) await this.write({ name: n, ...(await this.read(n)) });
       return;
     }
     const stored = new Map<string, RawTensor>();
-    for (const n of m.names) stored.set(n, await this.base.read(n));
+    for (const n of m.names) stored.set(n, await this.read(n));
     const get = (n: string) => stored.get(n);
     const qc = ((this.base.config as Record<string, unknown>).quantization_config ?? {}) as Record<string, unknown>;
     const { q, options } = quantizerFor(m, get, qc, this.registry, this.base.dir);
     const { data, shape } = q.dequantize(m.prefix, get, { backend: this.backend });
     const w = Float32Array.from(data);
+    checkFinite(w, { what: `the dequantized weight ${m.prefix}.weight`, where: this.fileOf(m.names[0]) });
     if (list) {
       fold(w, shape, list, this.base.dir);
       this.report.foldedModules++;
@@ -179,9 +204,10 @@ function outputConfig(base: ModelFolder, opts: FoldOptions): Record<string, unkn
 
 export async function foldAdapters(opts: FoldOptions, registry: Registry): Promise<FoldReport> {
   const t0 = performance.now();
-  const deltas = await collect(opts, registry);
+  if (!opts.adapters.length) throw inputError('E_INPUT', 'no adapter to fold (pass at least one --adapter)');
   const base = await openModelFolder(opts.base);
   try {
+    const { byModule: deltas, warnings } = await collect(opts, registry, base);
     const quantized = !!(base.config as Record<string, unknown>).quantization_config;
     if (opts.requantize && !quantized) throw inputError('E_INPUT', 'requantize needs a quantized base (no quantization_config in config.json)', opts.base);
     const { modules, owner } = findQuantModules(base);
@@ -211,6 +237,7 @@ export async function foldAdapters(opts: FoldOptions, registry: Registry): Promi
       await copyAuxFiles(base, tmp);
       return f.report;
     });
+    report.warnings = warnings;
     report.seconds = (performance.now() - t0) / 1000;
     return report;
   } finally {

@@ -3,23 +3,25 @@
  * PEFT's add_weighted_adapter pitfalls (REFERENCES.md): no cross terms (A's and B's are never
  * combined separately), each adapter's scaling sᵢ applied exactly once (read from its own config by
  * its method, so rsLoRA and rank/alpha patterns are honoured), and the written adapter has scaling 1
- * and use_rslora false, so nothing is scaled again at load time.
+ * and use_rslora false, so nothing is scaled again at load time. The method is any registered merger:
  *
- *   cat       exact, rank Σ rᵢ:  A = [A₁; A₂; ...] (stacked rows), B = [w₁s₁B₁, w₂s₂B₂, ...] (side by side)
- *             so that B·A = Σ wᵢ sᵢ Bᵢ Aᵢ.
- *   <merger>  any registered merger (linear, ties, dare_linear, dare_ties, ...) on the full updates
+ *   exact     a merger with mergeFactors (cat: A = [A₁; A₂; ...], B = [w₁s₁B₁, w₂s₂B₂, ...], rank Σ rᵢ,
+ *             so that B·A = Σ wᵢ sᵢ Bᵢ Aᵢ) combines each module's factors; nothing is truncated.
+ *   dense     any other merger (linear, ties, dare_linear, dare_ties, ...) on the full updates
  *             ΔWᵢ = sᵢ Bᵢ Aᵢ of each module, with a zero base (task-vector semantics) and weight wᵢ /
  *             density per adapter; the merged ΔW is truncated back to rank r by SVD (Eckart-Young),
  *             B = U_r √S_r, A = √S_r V_rᵀ. The relative Frobenius error ||ΔW − B A|| / ||ΔW|| of that
  *             step is reported per module and in total.
  * A module missing from some adapters counts as a zero update there. DoRA adapters are refused
- * (their magnitudes do not combine linearly; fold them into the base instead).
+ * (their magnitudes do not combine linearly; fold them into the base instead). Inputs are checked
+ * finite when read (deltas.ts), merged updates and the written tensors before writing.
  * Cost: the SVD runs on each dense [out, in] update (linalg/svd.ts, one-sided Jacobi: fine for
  * adapter-sized layers, slow beyond ~1024²).
  * Not here: folding into a base (fold.ts), how keys become ΔW (the method's delta / fromDelta).
  */
 import type { NamedRawTensor } from '../../dtype.js';
 import { inputError, PeftError } from '../../errors.js';
+import { checkFinite, checkFiniteRaw } from '../../finite.js';
 import { hashString } from '../../random/rng.js';
 import { writePeftAdapter } from '../../io/peft-adapter.js';
 import { lowRankApprox } from '../../linalg/index.js';
@@ -27,18 +29,18 @@ import type { LowRankDelta, MethodDef } from '../../plugin/method.js';
 import type { MergerDef } from '../../plugin/merger.js';
 import { resolveOptions, type ResolvedOptions } from '../../plugin/options.js';
 import type { Registry } from '../../plugin/registry.js';
-import { addProduct, checkSameShape, readAdapterDeltas, type AdapterDeltas } from './deltas.js';
+import { addProduct, adapterWarnings, checkSameShape, readAdapterDeltas, type AdapterDeltas } from './deltas.js';
 
 export interface MergeAdaptersOptions {
   /** PEFT adapter folders. */
   adapters: string[];
   /** One per adapter (default 1 each). */
   weights?: number[];
-  /** 'cat', or the name of a registered merger: 'linear', 'ties', 'dare_linear', 'dare_ties', ... */
+  /** The name of a registered merger: 'cat', 'linear', 'ties', 'dare_linear', 'dare_ties', ... */
   method: string;
   /** Per-adapter density for sparsifying mergers (ties, dare_*). */
   density?: number;
-  /** Rank after the SVD (default: the largest input rank of the module). Not used by cat. */
+  /** Rank after the SVD (default: the largest input rank of the module). Not used by exact mergers (cat). */
   rank?: number;
   /** Further global options of the merger (e.g. normalize, lambda). */
   options?: Record<string, unknown>;
@@ -51,7 +53,7 @@ export interface MergeAdaptersOptions {
 export interface ModuleMergeReport {
   module: string;
   rank: number;
-  /** ||ΔW − B A||_F / ||ΔW||_F of the SVD truncation (0 for cat). */
+  /** ||ΔW − B A||_F / ||ΔW||_F of the SVD truncation (0 for exact mergers). */
   relError: number;
 }
 
@@ -61,9 +63,11 @@ export interface MergeAdaptersReport {
   modules: number;
   /** Largest rank written. */
   rank: number;
-  /** sqrt(Σ ||ΔW − B A||²) / sqrt(Σ ||ΔW||²) over all modules (0 for cat). */
+  /** sqrt(Σ ||ΔW − B A||²) / sqrt(Σ ||ΔW||²) over all modules (0 for exact mergers). */
   relError: number;
   perModule: ModuleMergeReport[];
+  /** Warning lines (deltas.ts adapterWarnings): tensors of the inputs that PEFT would not apply. */
+  warnings: string[];
   seconds: number;
 }
 
@@ -87,22 +91,6 @@ function byModule(inputs: AdapterDeltas[], weights: number[]): Map<string, Part[
   return new Map([...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** cat: exact, rank Σ rᵢ, scale 1. */
-function catModule(module: string, parts: Part[]): LowRankDelta {
-  const { out, in: n } = checkSameShape(module, parts);
-  const r = parts.reduce((s, p) => s + p.d.r, 0);
-  const A = new Float32Array(r * n);
-  const B = new Float32Array(out * r);
-  let k0 = 0;
-  for (const { d, w } of parts) {
-    A.set(d.A, k0 * n);
-    const c = w * d.scale;
-    for (let i = 0; i < out; i++) for (let k = 0; k < d.r; k++) B[i * r + k0 + k] = c * d.B[i * d.r + k];
-    k0 += d.r;
-  }
-  return { module, inFeatures: n, outFeatures: out, r, A, B, scale: 1 };
-}
-
 interface MergerJob {
   def: MergerDef;
   global: ResolvedOptions;
@@ -113,6 +101,7 @@ interface MergerJob {
 
 function mergerJob(opts: MergeAdaptersOptions, weights: number[], registry: Registry): MergerJob {
   const def = registry.get('merger', opts.method);
+  if (def.mergeFactors && (opts.density !== undefined || opts.rank !== undefined)) throw inputError('E_INPUT', `${def.name} is exact: density and rank do not apply`);
   const n = opts.adapters.length;
   if (n < def.models.min || (def.models.max !== undefined && n > def.models.max)) {
     const want = def.models.max === def.models.min ? `${def.models.min}` : `${def.models.min}..${def.models.max ?? 'any'}`;
@@ -126,6 +115,18 @@ function mergerJob(opts: MergeAdaptersOptions, weights: number[], registry: Regi
   }));
   if (opts.rank !== undefined && !(Number.isSafeInteger(opts.rank) && opts.rank >= 1)) throw inputError('E_INPUT', `rank must be a positive integer, got ${opts.rank}`);
   return { def, global, perModel, seed: opts.seed ?? 0, rank: opts.rank };
+}
+
+/** An exact merger's factors for one module (scale 1 expected back; checked by checkRoundTrip). */
+function factorModule(module: string, parts: Part[], job: MergerJob): LowRankDelta {
+  const { out, in: n } = checkSameShape(module, parts);
+  const delta = job.def.mergeFactors!({
+    module, outFeatures: out, inFeatures: n, global: job.global, parts: parts.map((p) => ({ delta: p.d, options: job.perModel[p.index] })),
+  });
+  if (delta.module !== module || delta.outFeatures !== out || delta.inFeatures !== n || delta.scale !== 1) {
+    throw new PeftError('E_RUNTIME', `merger "${job.def.name}": mergeFactors gave module ${delta.module} [${delta.outFeatures}, ${delta.inFeatures}] scale ${delta.scale}, expected ${module} [${out}, ${n}] scale 1`);
+  }
+  return delta;
 }
 
 /** Merger + SVD for one module: the rank-r factors (scale 1) and the truncation error terms. */
@@ -144,6 +145,7 @@ function mergeModule(module: string, parts: Part[], inputs: AdapterDeltas[], job
     ...params, base: job.def.base === 'none' ? undefined : new Float32Array(size), models,
     out: new Float32Array(size), seed: hashString(`${job.seed >>> 0}:${module}`),
   }));
+  checkFinite(merged, { what: `the merged update of module ${module}`, code: 'E_INPUT', hint: 'the weighted updates overflow float32' });
   const r = Math.min(job.rank ?? parts.reduce((m, p) => Math.max(m, p.d.r), -Infinity), out, n);
   const f = lowRankApprox(merged, out, n, r);
   const delta: LowRankDelta = { module, inFeatures: n, outFeatures: out, r, A: Float32Array.from(f.R), B: Float32Array.from(f.L), scale: 1 };
@@ -184,8 +186,7 @@ export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Regist
   const weights = opts.weights ?? opts.adapters.map(() => 1);
   if (weights.length !== opts.adapters.length) throw inputError('E_INPUT', `${weights.length} weights for ${opts.adapters.length} adapters`);
   if (!weights.every(Number.isFinite)) throw inputError('E_INPUT', `adapter weights must be finite numbers, got ${weights.join(', ')}`);
-  const job = opts.method === 'cat' ? undefined : mergerJob(opts, weights, registry);
-  if (!job && (opts.density !== undefined || opts.rank !== undefined)) throw inputError('E_INPUT', 'cat is exact: density and rank do not apply');
+  const job = mergerJob(opts, weights, registry);
   const inputs: AdapterDeltas[] = [];
   for (const dir of opts.adapters) inputs.push(await readAdapterDeltas(dir, registry));
   const method = inputs[0].method;
@@ -197,8 +198,8 @@ export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Regist
   const perModule: ModuleMergeReport[] = [];
   let err2 = 0, norm2 = 0;
   for (const [module, parts] of byModule(inputs, weights)) {
-    if (!job) {
-      deltas.push(catModule(module, parts));
+    if (job.def.mergeFactors) {
+      deltas.push(factorModule(module, parts, job));
       perModule.push({ module, rank: deltas[deltas.length - 1].r, relError: 0 });
       continue;
     }
@@ -210,9 +211,11 @@ export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Regist
   }
   const written = method.fromDelta(deltas, likeConfig(inputs[0].adapter.config, deltas));
   checkRoundTrip(method, written, deltas, opts.out);
+  for (const t of written.tensors) checkFiniteRaw(t, { what: `the merged tensor ${t.name}`, code: 'E_INPUT', hint: 'the weighted updates overflow its dtype' });
   await writePeftAdapter(opts.out, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys, force: opts.force });
   return {
-    method: job ? job.def.name : 'cat', adapters: inputs.length, modules: deltas.length, rank: deltas.reduce((m, d) => Math.max(m, d.r), -Infinity),
+    method: job.def.name, adapters: inputs.length, modules: deltas.length, rank: deltas.reduce((m, d) => Math.max(m, d.r), -Infinity),
     relError: norm2 > 0 ? Math.sqrt(err2 / norm2) : 0, perModule, seconds: (performance.now() - t0) / 1000,
+    warnings: inputs.flatMap((a) => adapterWarnings(a.dir, a)),
   };
 }

@@ -4,6 +4,7 @@
  * vector, `--base`). Tensors come sorted by name, as ComPEFT's state_dict_to_vector orders them.
  * Whole updates are held in memory (f32): adapters are small; a full-model delta needs about
  * 2 × its f32 size (the values and the flattened copy the compressor selects from).
+ * Non-finite values are refused by name: in every tensor read, and in a difference that overflows f32.
  * Not here: coding (the compressor), the container, writing.
  */
 import { readFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { getBackend, toF32 } from '../../backend/index.js';
 import type { Dtype, RawTensor } from '../../dtype.js';
 import { inputError } from '../../errors.js';
+import { checkFinite } from '../../finite.js';
 import { floatKeysOf, openModelFolder, readPeftAdapter, type ModelFolder } from '../../io/index.js';
 import type { CompressTensor } from '../../plugin/compressor.js';
 import type { ContainerKind } from './container.js';
@@ -28,7 +30,9 @@ const FLOATS: readonly Dtype[] = ['F32', 'F16', 'BF16'];
 function floatValues(raw: RawTensor, name: string, where: string): Float32Array {
   if (!FLOATS.includes(raw.dtype)) throw inputError('E_INPUT', `tensor ${name} is ${raw.dtype}; only F32/F16/BF16 tensors can be compressed`, where);
   // A copy: toF32 may return a view of the file's bytes for F32.
-  return Float32Array.from(toF32(getBackend(), { ...raw, name } as RawTensor));
+  const values = Float32Array.from(toF32(getBackend(), { ...raw, name } as RawTensor));
+  checkFinite(values, { what: `tensor ${name}`, where });
+  return values;
 }
 
 /** An adapter folder: every tensor, its update being its value (reference 0). */
@@ -67,6 +71,7 @@ export async function modelDeltaUpdate(tunedDir: string, baseDir: string): Promi
         const u = floatValues(await tuned.read(name), name, tunedDir);
         const ref = floatValues(await base.read(name), name, baseDir);
         for (let i = 0; i < u.length; i++) u[i] -= ref[i];
+        checkFinite(u, { what: `the update (fine-tuned − base) of tensor ${name}`, where: tunedDir, code: 'E_INPUT', hint: 'the difference overflows float32' });
         tensors.push({ name, shape: t.shape, dtype: t.dtype });
         updates.push(u);
       }

@@ -5,7 +5,8 @@
  * dtype and append to sharded safetensors. Peak memory is about (inputs + 1) x the largest tensor
  * in f32, never a model. The folder (weights, config.json of the base or first model without its
  * quantization_config, the tokenizer source's tokenizer files, mergekit_config.yml) appears
- * atomically, or not at all.
+ * atomically, or not at all. Non-finite values are refused by name (exit 2): in each input tensor as
+ * it is read (after the f32 conversion or dequantization), and in each merged tensor as encoded.
  * Not here: the math (plugin merger entries), recipe parsing (recipe.ts).
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { getBackend } from '../../backend/index.js';
 import type { Backend } from '../../backend/types.js';
 import { bytesOf, numel, type Dtype } from '../../dtype.js';
 import { PeftError } from '../../errors.js';
+import { checkFinite, checkFiniteRaw } from '../../finite.js';
 import { withAtomicOutput, copyAuxFiles } from '../../io/atomic.js';
 import { floatKeysOf, pyJsonDumps } from '../../io/py-json.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
@@ -128,6 +130,7 @@ async function writeTensors(job: PreparedMerge, opts: RunMergeOptions, outDtype:
       const arrays = sources.map((s, i) => buf.inputs[i].subarray(0, n));
       for (const [i, s] of sources.entries()) {
         await s.readInto(p.name, arrays[i], buf.bytes, backend);
+        checkFinite(arrays[i], { what: `tensor ${p.name}`, where: s.dir });
         r.bytesIn += s.info.get(p.name)!.bytes;
       }
       const res = job.def.mergeTensor({
@@ -137,6 +140,7 @@ async function writeTensors(job: PreparedMerge, opts: RunMergeOptions, outDtype:
       if (res.length !== n) throw new PeftError('E_RUNTIME', `${job.def.name} returned ${res.length} values for ${p.name}, expected ${n}`);
       const dtype = outDtype ? DTYPES[outDtype] : ref.info.get(p.name)!.floatDtype;
       const data = encode(backend, res, dtype, buf);
+      checkFiniteRaw({ dtype, data }, { what: `the merged tensor ${p.name}`, code: 'E_INPUT', hint: `${job.def.name} gives values ${dtype} cannot hold` });
       r.bytesOut += data.byteLength;
       r.largestTensorBytes = Math.max(r.largestTensorBytes, data.byteLength);
       await writer.add({ name: p.name, dtype, shape: [...p.shape], data });

@@ -1,11 +1,17 @@
 /**
- * The frozen base weight W [out, in] of a wrapped Linear, whatever its storage (f32, f64, bf16 bits,
- * bitsandbytes NF4/FP4 blocks, LLM.int8 rows): read as f32 a few rows at a time (DoRA's row norms
- * never hold a dequantized copy of a 4-bit weight), read whole (PiSSA / OLoRA / LoftQ need the
- * matrix), and replaced by new values stored the way the old ones were (PiSSA / OLoRA residuals).
- * Not here: autograd (the base never trains), the fused dequant-GEMM (core ops/weights.ts).
+ * Frozen-weight access for every adapter method: the base weight W [out, in] of a Linear, whatever
+ * its storage (f32, f64, bf16 bits, bitsandbytes NF4/FP4 blocks, LLM.int8 rows): read as f32 a few
+ * rows at a time (DoRA's row norms never hold a dequantized copy of a 4-bit weight), read whole
+ * (PiSSA / OLoRA / LoftQ need the matrix), and replaced by new values stored the way the old ones
+ * were (PiSSA / OLoRA residuals).
+ * Not here: autograd (the base never trains), the fused dequant-GEMM (ops/weights.ts).
  */
-import { frozenTensor, getBackend, keep, PeftError, tensor, type Linear, type Tensor } from '@peft/core-tensor';
+import { getBackend } from '../backend/index.js';
+import { PeftError } from '../errors.js';
+import { frozenTensor, tensor } from '../tensor/create.js';
+import { keep } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Linear } from './linear.js';
 
 /** Elements dequantized per chunk: small enough to stay in cache, big enough to amortize calls. */
 const CHUNK_ELEMS = 1 << 16;

@@ -5,8 +5,7 @@
  * was stored (same kind, same blocksize), and rowNorms equals ||W + s B A|| computed directly.
  */
 import { describe, expect, it } from 'vitest';
-import { frozenTensor, getBackend, Linear, tensor, type Tensor } from '@peft/core-tensor';
-import { replaceWeight, rowNorms, weightF32 } from '../src/weights.js';
+import { frozenTensor, getBackend, Linear, replaceWeight, rowNorms, tensor, weightF32, type Tensor } from '../src/index.js';
 
 const b = getBackend();
 const values = (n: number, k = 1) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 * k) * (1 + (i % 7)));
