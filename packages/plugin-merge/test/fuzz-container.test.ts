@@ -24,7 +24,8 @@ const LORA = join(import.meta.dirname, 'fixtures', 'compress', 'lora');
 /** The decoding limit under test: small, so an accepted case allocates little. */
 const MAX_ELEMENTS = 1 << 20;
 const MAX_CASE_MS = 3000;
-const MAX_RSS_GROWTH_MIB = 400;
+// Loose on purpose: GC timing moves the peak by hundreds of MB under load; a bomb past the limit adds gigabytes.
+const MAX_RSS_GROWTH_MIB = 768;
 
 let root: string;
 let registry: Registry;
