@@ -266,7 +266,7 @@ describe('atomic output', () => {
   it('moves the finished folder into place and returns fn’s result', async () => {
     const parent = await fresh();
     const out = join(parent, 'out');
-    const r = await withAtomicOutput(out, {}, async (tmp) => {
+    const r = await withAtomicOutput(out, { command: 'test' }, async (tmp) => {
       expect(tmp.startsWith(join(parent, '.out.peft-tmp-'))).toBe(true);
       await writeFile(join(tmp, 'a.txt'), 'new');
       return 42;
@@ -279,32 +279,30 @@ describe('atomic output', () => {
   it('E_EXISTS before any work without --force; --force replaces the old folder', async () => {
     const parent = await fresh();
     const out = join(parent, 'out');
-    await mkdir(out);
-    await writeFile(join(out, 'old.txt'), 'old');
+    await withAtomicOutput(out, { command: 'test' }, (tmp) => writeFile(join(tmp, 'old.txt'), 'old'));
     let ran = false;
-    const e = await expectCode(withAtomicOutput(out, {}, async () => void (ran = true)), 'E_EXISTS');
+    const e = await expectCode(withAtomicOutput(out, { command: 'test' }, async () => void (ran = true)), 'E_EXISTS');
     expect(e.message).toBe(`${out} exists; pass --force to replace it`);
     expect(ran).toBe(false);
-    await withAtomicOutput(out, { force: true }, async (tmp) => writeFile(join(tmp, 'new.txt'), 'new'));
-    expect(await readdir(out)).toEqual(['new.txt']);
+    await withAtomicOutput(out, { command: 'test', force: true }, async (tmp) => writeFile(join(tmp, 'new.txt'), 'new'));
+    expect((await readdir(out)).sort()).toEqual(['.peft-output.json', 'new.txt']);
     expect(await leftovers(parent)).toEqual([]);
   });
 
   it('a failing run leaves nothing, and keeps an old output intact', async () => {
     const parent = await fresh();
     const out = join(parent, 'out');
-    await expect(withAtomicOutput(out, {}, async (tmp) => {
+    await expect(withAtomicOutput(out, { command: 'test' }, async (tmp) => {
       await writeFile(join(tmp, 'partial'), 'x');
       throw new Error('boom');
     })).rejects.toThrow('boom');
     expect(existsSync(out)).toBe(false);
     expect(await readdir(parent)).toEqual([]);
-    await mkdir(out);
-    await writeFile(join(out, 'old.txt'), 'old');
-    await expect(withAtomicOutput(out, { force: true }, async () => {
+    await withAtomicOutput(out, { command: 'test' }, (tmp) => writeFile(join(tmp, 'old.txt'), 'old'));
+    await expect(withAtomicOutput(out, { command: 'test', force: true }, async () => {
       throw new PeftError('E_RUNTIME', 'fail');
     })).rejects.toMatchObject({ code: 'E_RUNTIME' });
-    expect(await readdir(out)).toEqual(['old.txt']);
+    expect((await readdir(out)).sort()).toEqual(['.peft-output.json', 'old.txt']);
     expect(await leftovers(parent)).toEqual([]);
   });
 
@@ -314,7 +312,7 @@ describe('atomic output', () => {
     process.on('SIGINT', keepAlive);
     try {
       let tmpSeen = '';
-      await expect(withAtomicOutput(join(parent, 'out'), {}, async (tmp) => {
+      await expect(withAtomicOutput(join(parent, 'out'), { command: 'test' }, async (tmp) => {
         tmpSeen = tmp;
         await writeFile(join(tmp, 'x'), 'x');
         process.emit('SIGINT', 'SIGINT');
@@ -333,7 +331,7 @@ describe('atomic output', () => {
     const parent = await fresh();
     await writeFile(join(parent, 'file'), 'x');
     let ran = false;
-    await expectCode(withAtomicOutput(join(parent, 'file', 'out'), {}, async () => void (ran = true)), 'E_IO', /parent folder/);
+    await expectCode(withAtomicOutput(join(parent, 'file', 'out'), { command: 'test' }, async () => void (ran = true)), 'E_IO', /parent folder/);
     expect(ran).toBe(false);
   });
 
@@ -343,7 +341,7 @@ describe('atomic output', () => {
     await mkdir(ro);
     await chmod(ro, 0o555);
     try {
-      await expectCode(withAtomicOutput(join(ro, 'out'), {}, async () => 1), 'E_IO', /not writable/);
+      await expectCode(withAtomicOutput(join(ro, 'out'), { command: 'test' }, async () => 1), 'E_IO', /not writable/);
     } finally {
       await chmod(ro, 0o755);
     }
@@ -354,9 +352,9 @@ describe('atomic output', () => {
     await generateTinyLlama(src, {});
     const m = await openModelFolder(src);
     const out = join(await fresh(), 'o');
-    await withAtomicOutput(out, {}, (tmp) => copyAuxFiles(m, tmp));
+    await withAtomicOutput(out, { command: 'test' }, (tmp) => copyAuxFiles(m, tmp));
     await m.close();
-    expect((await readdir(out)).sort()).toEqual(['generation_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+    expect((await readdir(out)).sort()).toEqual(['.peft-output.json', 'generation_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
     expect((await stat(join(out, 'tokenizer.json'))).size).toBe((await stat(join(src, 'tokenizer.json'))).size);
   });
 });

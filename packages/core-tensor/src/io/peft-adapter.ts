@@ -13,7 +13,7 @@ import { readJsonObject } from './json-file.js';
 import { floatKeysOf, pyJsonDumps } from './py-json.js';
 import { fsError, SafetensorsFile } from './safetensors-reader.js';
 import { writeSafetensors } from './safetensors-writer.js';
-import { withAtomicOutput } from './atomic.js';
+import { withAtomicOutput } from './output-guard.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -94,7 +94,10 @@ export interface WriteAdapterOptions {
   tensors: ReadonlyMap<string, RawTensor> | readonly NamedRawTensor[];
   /** Extra keys printed as floats (PEFT_FLOAT_KEYS always are); pass `PeftAdapter.floatKeys` when rewriting. */
   floatKeys?: Iterable<string>;
+  /** Replace an existing folder (only one written by the same command: see output-marker.ts). */
   force?: boolean;
+  /** The command named in the folder's marker and lock (default "write-adapter"). */
+  command?: string;
 }
 
 /** Last component of an absolute local path (POSIX or Windows); anything else unchanged. */
@@ -112,21 +115,29 @@ export function peftConfigForSave(config: Record<string, unknown>): Record<strin
   return out;
 }
 
-/** Writes `outDir` atomically: adapter_config.json (json.dumps(indent=2, sort_keys=True), no trailing newline, as config.py) and the weights. */
+/** Writes `outDir` atomically (output-guard.ts: lock, marker, --force rules): the files of writePeftAdapterFiles. */
 export async function writePeftAdapter(outDir: string, opts: WriteAdapterOptions): Promise<void> {
   if (typeof opts.config?.peft_type !== 'string') throw inputError('E_INPUT', 'adapter config has no string "peft_type"', outDir);
+  await withAtomicOutput(outDir, { command: opts.command ?? 'write-adapter', force: opts.force }, (tmp) => writePeftAdapterFiles(tmp, opts));
+}
+
+/**
+ * Writes adapter_config.json (json.dumps(indent=2, sort_keys=True), no trailing newline, as config.py) and
+ * the weights INTO the existing folder `dir`, leaving anything else there alone. Not atomic by itself:
+ * callers pass a folder they rename into place (writePeftAdapter, the trainer's checkpoints).
+ */
+export async function writePeftAdapterFiles(dir: string, opts: Omit<WriteAdapterOptions, 'force' | 'command'>): Promise<void> {
+  if (typeof opts.config?.peft_type !== 'string') throw inputError('E_INPUT', 'adapter config has no string "peft_type"', dir);
   const text = pyJsonDumps(peftConfigForSave(opts.config), { floatKeys: [...PEFT_FLOAT_KEYS, ...(opts.floatKeys ?? [])] }).slice(0, -1);
   const tensors: NamedRawTensor[] = opts.tensors instanceof Map
     ? [...opts.tensors].map(([name, t]) => ({ name, ...t }))
     : [...(opts.tensors as readonly NamedRawTensor[])];
-  await withAtomicOutput(outDir, { force: opts.force }, async (tmp) => {
-    await writeSafetensors(join(tmp, ADAPTER_WEIGHTS), tensors, { ...ADAPTER_METADATA });
-    try {
-      await fsp.writeFile(join(tmp, ADAPTER_CONFIG), text);
-    } catch (e) {
-      throw fsError(e, join(tmp, ADAPTER_CONFIG), 'writing');
-    }
-  });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors, { ...ADAPTER_METADATA });
+  try {
+    await fsp.writeFile(join(dir, ADAPTER_CONFIG), text);
+  } catch (e) {
+    throw fsError(e, join(dir, ADAPTER_CONFIG), 'writing');
+  }
 }
 
 export type PeftKeyKind = 'lora_A' | 'lora_B' | 'lora_magnitude_vector' | 'lora_embedding_A' | 'lora_embedding_B';

@@ -13,7 +13,8 @@ import type { MethodDef } from '../plugin/method.js';
 import { resolveOptions } from '../plugin/options.js';
 import type { Registry } from '../plugin/registry.js';
 import { isScheduleName, type ScheduleName } from '../optim/schedule.js';
-import { train } from '../train/trainer.js';
+import { guardOutput } from '../io/output-guard.js';
+import { train, TRAIN_COMMAND } from '../train/trainer.js';
 import type { TrainEvent, TrainResult } from '../train/types.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -46,6 +47,8 @@ export interface TrainRunOptions {
   saveEvery?: number;
   resume?: boolean;
   force?: boolean;
+  /** Files the caller read for these settings (a recipe): --out may not hold them either. */
+  inputs?: string[];
   kernels?: TrainKernels;
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
@@ -88,7 +91,18 @@ function lossOf(model: Llama, b: Batch, kernels: TrainKernels | undefined, dropo
   return model.loss({ data: b.inputIds, shape }, { data: b.labels, shape }, { kernels, dropoutSeed });
 }
 
+/** Guards --out against the inputs and holds its lock (io/output-guard.ts) from before the data is read. */
 export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<TrainRunSummary> {
+  const inputs = [o.modelDir, o.dataFile, o.valFile, ...(o.inputs ?? [])];
+  const output = await guardOutput({ command: TRAIN_COMMAND, out: o.outDir, inputs });
+  try {
+    return await trainRun(o, registry);
+  } finally {
+    await output.close();
+  }
+}
+
+async function trainRun(o: TrainRunOptions, registry: Registry): Promise<TrainRunSummary> {
   const schedule = checkNumbers(o);
   const method: MethodDef = registry.get('method', o.method ?? 'lora');
   const methodOptions = resolveOptions(method.name, method.options, o.methodOptions ?? {});

@@ -14,9 +14,10 @@ import { join } from 'node:path';
 import { getBackend, fromF32, toF32 } from '../../backend/index.js';
 import { numel, type Dtype, type NamedRawTensor } from '../../dtype.js';
 import { inputError } from '../../errors.js';
-import { copyAuxFiles, withAtomicOutput } from '../../io/atomic.js';
+import { copyAuxFiles } from '../../io/atomic.js';
 import { openModelFolder } from '../../io/model-folder.js';
-import { writePeftAdapter } from '../../io/peft-adapter.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
+import { writePeftAdapterFiles } from '../../io/peft-adapter.js';
 import { pyJsonDumps } from '../../io/py-json.js';
 import { fsError } from '../../io/safetensors-reader.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
@@ -88,6 +89,11 @@ function encodeAs(values: Float32Array, dtype: Dtype, mode: 'f32' | 'original'):
 }
 
 export async function decompressAdapter(opts: DecompressOptions, registry: Registry): Promise<DecompressReport> {
+  const spec = { command: 'compress --decompress', out: opts.out, inputs: [opts.input, opts.base], force: opts.force };
+  return withOutput(spec, (output) => decompressInto(output, opts, registry));
+}
+
+async function decompressInto(output: Output, opts: DecompressOptions, registry: Registry): Promise<DecompressReport> {
   const { file, header, payload } = await readContainer(opts.input);
   const updates = decodeUpdates(header, payload, file, registry);
   const report = { kind: header.kind, method: header.method, tensors: updates.length, params: header.params, kept: header.kept, out: opts.out };
@@ -95,16 +101,17 @@ export async function decompressAdapter(opts: DecompressOptions, registry: Regis
     if (opts.base) throw inputError('E_INPUT', 'holds an adapter (an update against 0): --base does not apply', file);
     const mode = opts.dtype ?? 'f32';
     const tensors: NamedRawTensor[] = header.tensors.map((t, i) => ({ name: t.name, shape: t.shape, ...encodeAs(updates[i], t.dtype, mode) }));
-    await writePeftAdapter(opts.out, { config: header.config, tensors, floatKeys: header.float_keys, force: opts.force });
+    const neededBytes = () => tensors.reduce((n, t) => n + t.data.byteLength, 0);
+    await output.write((tmp) => writePeftAdapterFiles(tmp, { config: header.config, tensors, floatKeys: header.float_keys }), { neededBytes });
     return report;
   }
   if (!opts.base) throw inputError('E_INPUT', 'holds a full-model delta: pass the base model it was taken against (--base)', file);
-  await writeModelDelta(header, updates, opts.base, opts);
+  await writeModelDelta(output, header, updates, opts.base, opts);
   return report;
 }
 
 /** base + delta for every tensor, in the base's tensor order, into a model folder. */
-async function writeModelDelta(header: ContainerHeader, updates: Float32Array[], baseDir: string, opts: DecompressOptions): Promise<void> {
+async function writeModelDelta(output: Output, header: ContainerHeader, updates: Float32Array[], baseDir: string, opts: DecompressOptions): Promise<void> {
   const base = await openModelFolder(baseDir);
   try {
     const index = new Map(header.tensors.map((t, i) => [t.name, i]));
@@ -113,7 +120,8 @@ async function writeModelDelta(header: ContainerHeader, updates: Float32Array[],
       if (!base.has(t.name)) throw inputError('E_INPUT', `tensor ${t.name} of the compressed delta is missing from the base`, baseDir);
       if (base.info(t.name).shape.join() !== t.shape.join()) throw inputError('E_SHAPE', `tensor ${t.name} is [${base.info(t.name).shape}] here, [${t.shape}] in the delta`, baseDir);
     }
-    await withAtomicOutput(opts.out, { force: opts.force }, async (tmp) => {
+    const neededBytes = () => 2 * header.tensors.reduce((n, t) => n + numel(t.shape) * (t.dtype === 'F32' || opts.dtype === 'f32' ? 4 : 2), 0);
+    await output.write(async (tmp) => {
       const writer = new ShardedWriter(tmp);
       try {
         for (const name of base.tensorNames) {
@@ -129,7 +137,7 @@ async function writeModelDelta(header: ContainerHeader, updates: Float32Array[],
       }
       await writeFile(join(tmp, 'config.json'), pyJsonDumps(header.config, { floatKeys: header.float_keys }));
       await copyAuxFiles(base, tmp);
-    });
+    }, { neededBytes });
   } finally {
     await base.close();
   }

@@ -21,7 +21,8 @@
 import type { NamedRawTensor } from '../../dtype.js';
 import { inputError, PeftError } from '../../errors.js';
 import { hashString } from '../../fixtures/rng.js';
-import { writePeftAdapter } from '../../io/peft-adapter.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
+import { writePeftAdapterFiles } from '../../io/peft-adapter.js';
 import { lowRankApprox } from '../../linalg/index.js';
 import type { LowRankDelta, MethodDef } from '../../plugin/method.js';
 import type { MergerDef } from '../../plugin/merger.js';
@@ -179,6 +180,10 @@ function checkRoundTrip(method: MethodDef, written: { config: Record<string, unk
 }
 
 export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Registry): Promise<MergeAdaptersReport> {
+  return withOutput({ command: 'merge', out: opts.out, inputs: opts.adapters, force: opts.force }, (output) => mergeAdaptersInto(output, opts, registry));
+}
+
+async function mergeAdaptersInto(output: Output, opts: MergeAdaptersOptions, registry: Registry): Promise<MergeAdaptersReport> {
   const t0 = performance.now();
   if (opts.adapters.length < 1) throw inputError('E_INPUT', 'no adapters to merge');
   const weights = opts.weights ?? opts.adapters.map(() => 1);
@@ -210,7 +215,8 @@ export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Regist
   }
   const written = method.fromDelta(deltas, likeConfig(inputs[0].adapter.config, deltas));
   checkRoundTrip(method, written, deltas, opts.out);
-  await writePeftAdapter(opts.out, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys, force: opts.force });
+  const neededBytes = () => written.tensors.reduce((n, t) => n + t.data.byteLength, 0);
+  await output.write((tmp) => writePeftAdapterFiles(tmp, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys }), { neededBytes });
   return {
     method: job ? job.def.name : 'cat', adapters: inputs.length, modules: deltas.length, rank: Math.max(...deltas.map((d) => d.r)),
     relError: norm2 > 0 ? Math.sqrt(err2 / norm2) : 0, perModule, seconds: (performance.now() - t0) / 1000,
