@@ -20,7 +20,7 @@ export interface LossContext {
   dropoutSeed: number;
 }
 
-export type CheckpointReason = 'periodic' | 'interrupt' | 'nonfinite';
+export type CheckpointReason = 'periodic' | 'interrupt' | 'nonfinite' | 'final';
 
 export type TrainEvent =
   | { type: 'start'; step: number; totalSteps: number; stepsPerEpoch: number; resumedFrom?: string }
