@@ -14,7 +14,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { inputError, isNoSpace, noSpaceError } from '../errors.js';
+import { inputError, isNoSpace, noSpaceError, PeftError } from '../errors.js';
 import { AtomicFolder, ensureWritableParent, pathExists, removeDeadTemps } from './atomic.js';
 import { OutputLock } from './output-lock.js';
 import { checkReplaceable, writeOutputMarker } from './output-marker.js';
@@ -108,9 +108,12 @@ export class Output {
   }
 }
 
-/** A failure while writing, as the user should read it: full disk = exit 1, read-only / no permission = exit 2. */
+/**
+ * A failure while writing `shown`, as the user should read it: full disk = exit 1 (with the estimate when
+ * given; an E_NO_SPACE that already says where is kept without one), read-only / no permission = exit 2.
+ */
 export function writeError(e: unknown, shown: string, neededBytes?: () => number): unknown {
-  if (isNoSpace(e)) return noSpaceError(shown, neededBytes?.(), e);
+  if (isNoSpace(e) && (neededBytes || !(e instanceof PeftError))) return noSpaceError(shown, neededBytes?.(), e);
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'EROFS') return inputError('E_IO', 'read-only file system: cannot write the output here', shown);
   if (code === 'EACCES' || code === 'EPERM') return inputError('E_IO', 'permission denied: cannot write the output here', shown);

@@ -15,6 +15,7 @@
  */
 import { readFileSync, renameSync, statSync, unlinkSync, linkSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { inputError } from '../errors.js';
@@ -80,6 +81,26 @@ function takeOver(path: string, staleText: string): void {
   }
 }
 
+/** Creates the lock file with O_EXCL and fills it; false when it exists. A failed write removes the file it created. */
+async function create(path: string, text: string): Promise<boolean> {
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(path, 'wx');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw fsError(e, path, 'creating the lock file');
+  }
+  try {
+    await fh.write(text);
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await fsp.rm(path, { force: true });
+    throw fsError(e, path, 'writing the lock file');
+  }
+  await fh.close();
+  return true;
+}
+
 function describe(info: LockInfo): string {
   return `peft ${info.command}, pid ${info.pid} on ${info.host}, since ${info.started}`;
 }
@@ -104,12 +125,7 @@ export class OutputLock {
     }
     const info: LockInfo = { format: FORMAT, version: 1, command, ...currentOwner() };
     for (let attempt = 0; ; attempt++) {
-      try {
-        await fsp.writeFile(path, JSON.stringify(info) + '\n', { flag: 'wx' });
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(e, path, 'creating the lock file');
-      }
+      if (await create(path, JSON.stringify(info) + '\n')) break;
       if (attempt >= 20) throw inputError('E_LOCKED', `another peft process keeps taking the lock of ${shown} (${path})`);
       const found = readLock(path);
       if (!found) continue;

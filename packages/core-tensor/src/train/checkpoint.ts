@@ -16,6 +16,7 @@ import { inputError, PeftError } from '../errors.js';
 import { removeAside, removeDeadTemps, withAtomicFolder, type AtomicOptions } from '../io/atomic.js';
 import { readJsonObject } from '../io/json-file.js';
 import { writeError } from '../io/output-guard.js';
+import { currentOwner, ownerState } from '../io/owner.js';
 import { SafetensorsFile } from '../io/safetensors-reader.js';
 import { writeSafetensors } from '../io/safetensors-writer.js';
 import type { OptimizerState } from '../plugin/optimizer.js';
@@ -85,10 +86,17 @@ export async function pruneCheckpoints(outDir: string, keep: number): Promise<vo
   for (const c of all.slice(0, Math.max(0, all.length - keep))) await removeAside(c.dir);
 }
 
-/** Removes the temp and aside folders that dead runs left in the run folder and its checkpoints. */
+/** The temp files metrics.ts (METRICS_FILE) and svg.ts (LOSS_SVG) rename into place: `<name>.tmp-<pid>`. */
+const FILE_TEMP_RE = /^(metrics\.jsonl|loss\.svg)\.tmp-(\d+)$/;
+
+/** Removes the temp and aside folders (and temp files) that dead runs left in the run folder and its checkpoints. */
 export async function removeStaleTemps(outDir: string): Promise<void> {
   await removeDeadTemps(outDir);
   await removeDeadTemps(join(outDir, CHECKPOINTS_DIR));
+  for (const n of await fsp.readdir(outDir).catch(() => [] as string[])) {
+    const m = FILE_TEMP_RE.exec(n);
+    if (m && ownerState({ pid: Number(m[2]), host: currentOwner().host }) === 'dead') await fsp.rm(join(outDir, n), { force: true });
+  }
 }
 
 function checkState(raw: Record<string, unknown>, file: string): TrainerState {

@@ -62,6 +62,7 @@ async function freshStart(outDir: string, force: boolean): Promise<StartPoint> {
     throw inputError('E_EXISTS', `was written by peft ${marker.command} (${OUTPUT_MARKER}): train into another --out`, outDir);
   }
   if (found.length > 0) await checkReplaceable(outDir, TRAIN_COMMAND, outDir);
+  await removeStaleTemps(outDir);
   for (const n of found) await removeAside(join(outDir, n));
   await writeOutputMarker(outDir, TRAIN_COMMAND);
   return { step: 0, epoch: 0, batchIndex: 0, tokens: 0, elapsed: 0 };
