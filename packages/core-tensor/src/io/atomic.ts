@@ -32,8 +32,8 @@ export interface AtomicOptions {
 
 const TEMP_RE = /^\.(.+)\.peft-(tmp|old|del)-([0-9a-f]{8})-(\d+)-[0-9a-f]{8}$/;
 const tag = () => `${hostTag()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-/** tmp: being filled; old: a replaced folder until the new one is in; del: being deleted. */
-const tempName = (final: string, kind: 'tmp' | 'old' | 'del') => join(dirname(final), `.${basename(final)}.peft-${kind}-${tag()}`);
+/** tmp: being filled (a folder, or a lock file before it is linked); old: a replaced folder until the new one is in; del: being deleted. */
+export const tempName = (final: string, kind: 'tmp' | 'old' | 'del') => join(dirname(final), `.${basename(final)}.peft-${kind}-${tag()}`);
 
 /** Whether `name` is a temp or aside folder name of ours (for listings and tests). */
 export const isPeftTemp = (name: string): boolean => TEMP_RE.test(name);

@@ -1,31 +1,34 @@
 /**
  * One writer per output: `OutputLock.acquire(out, command)` creates the sibling file
  * `PARENT/.NAME.peft-lock` (it can exist before the output folder does, and it survives the output's
- * rename into place) with O_EXCL, holding
+ * rename into place), holding
  *
  *   {"format": "peft-lock", "version": 1, "command": "train", "pid": 4242, "host": "box",
  *    "started": "2025-01-01T10:00:00.000Z", "procStart": "123456"}
  *
- * A second writer gets E_LOCKED (exit 2) naming the holder. A lock whose holder is dead (same host,
- * pid gone or reused) is stale and taken over; a lock from another host is never taken over (its
- * liveness cannot be tested from here): the message names the file to remove once that run is gone.
- * Released on return, on error, on exit, and by our signal handlers before they re-raise; a kill -9
- * leaves a stale lock that the next run takes over. Re-acquiring a lock this process holds nests.
+ * It is created atomically: written to a temp name, then hard-linked to the lock name (link fails if the
+ * lock exists, like O_EXCL, and the lock is never seen half written); where the filesystem has no hard
+ * links, opened with O_EXCL ('wx') and filled. A second writer gets E_LOCKED (exit 2) naming the holder.
+ * A lock whose holder is dead (same host; pid gone, or reused: /proc start time) is stale and taken over;
+ * a lock from another host is never taken over (its liveness cannot be tested from here): the message
+ * names the file to remove once that run is gone. Released on return, on error, on exit, and by our
+ * signal handlers before they re-raise; a kill -9 leaves a stale lock that the next run takes over.
+ * Re-acquiring a lock this process holds nests (runTrain and the trainer both take it).
  * Not here: where the output goes (output-guard.ts), what "alive" means (owner.ts).
  */
-import { readFileSync, renameSync, statSync, unlinkSync, linkSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { inputError } from '../errors.js';
+import { tempName } from './atomic.js';
 import { currentOwner, onProcessEnd, ownerState, type Owner } from './owner.js';
 import { fsError } from './safetensors-reader.js';
 
 export const LOCK_SUFFIX = '.peft-lock';
 const FORMAT = 'peft-lock';
-/** A lock file still empty or unparsable after this long was left by a writer killed while creating it. */
+/** A lock file unparsable for this long was left by a writer killed while filling it (filesystems without hard links). */
 const TORN_LOCK_MS = 10_000;
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
 export interface LockInfo extends Owner {
   format: typeof FORMAT;
@@ -48,42 +51,31 @@ function readLock(path: string): { info?: LockInfo; text: string } | undefined {
     const v = JSON.parse(text) as LockInfo;
     if (v && v.format === FORMAT && typeof v.pid === 'number' && typeof v.host === 'string') return { info: v, text };
   } catch {
-    // torn or foreign: judged by age below
+    // torn or foreign: judged by age
   }
   return { text };
 }
 
-/** Moves a stale lock out of the way, unless someone replaced it since we read it (then it is put back). */
-function takeOver(path: string, staleText: string): void {
-  const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+/** Creates the lock file holding `text`; false when one exists. */
+async function create(path: string, out: string, text: string): Promise<boolean> {
+  const tmp = tempName(out, 'tmp');
   try {
-    renameSync(path, aside);
-  } catch {
-    return; // gone already: another process took it over first
-  }
-  let same = false;
-  try {
-    same = readFileSync(aside, 'utf8') === staleText;
-  } catch {
-    // unreadable: treat as ours to drop
-  }
-  if (!same) {
-    try {
-      linkSync(aside, path); // fails if a new lock appeared meanwhile: then the one we moved loses
-    } catch {
-      // keep going
-    }
-  }
-  try {
-    unlinkSync(aside);
-  } catch {
-    // already gone
+    await fsp.writeFile(tmp, text, { flag: 'wx' });
+    await fsp.link(tmp, path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== undefined && NO_LINKS.has(code) && (e as NodeJS.ErrnoException).syscall === 'link') return createExclusive(path, text);
+    throw fsError(e, path, 'creating the lock file');
+  } finally {
+    await fsp.rm(tmp, { force: true }).catch(() => {});
   }
 }
 
-/** Creates the lock file with O_EXCL and fills it; false when it exists. A failed write removes the file it created. */
-async function create(path: string, text: string): Promise<boolean> {
-  let fh: FileHandle;
+/** O_EXCL, then fill (a reader may briefly see it empty); a failed write removes the file. */
+async function createExclusive(path: string, text: string): Promise<boolean> {
+  let fh;
   try {
     fh = await fsp.open(path, 'wx');
   } catch (e) {
@@ -101,9 +93,43 @@ async function create(path: string, text: string): Promise<boolean> {
   return true;
 }
 
-function describe(info: LockInfo): string {
-  return `peft ${info.command}, pid ${info.pid} on ${info.host}, since ${info.started}`;
+/** Moves a stale lock out of the way, unless someone replaced it since we read it (then it is put back). */
+function takeOver(path: string, out: string, staleText: string): void {
+  const aside = tempName(out, 'del');
+  try {
+    renameSync(path, aside);
+  } catch {
+    return; // gone already: another process took it over first
+  }
+  let same = false;
+  try {
+    same = readFileSync(aside, 'utf8') === staleText;
+  } catch {
+    // unreadable: ours to drop
+  }
+  if (!same) {
+    try {
+      linkSync(aside, path); // fails if a newer lock appeared meanwhile: then the one we moved loses
+    } catch {
+      // keep going
+    }
+  }
+  try {
+    unlinkSync(aside);
+  } catch {
+    // already gone
+  }
 }
+
+const ageOf = (path: string): number => {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+};
+
+const describe = (info: LockInfo) => `peft ${info.command}, pid ${info.pid} on ${info.host}, since ${info.started}`;
 
 const held = new Map<string, { count: number; release: () => void }>();
 
@@ -114,7 +140,7 @@ export class OutputLock {
 
   /**
    * Takes the lock of the output at `out` (a resolved path; its parent must exist). Throws E_LOCKED
-   * naming the holder, or E_IO when the lock cannot be created.
+   * naming the holder, or E_IO / E_NO_SPACE when the lock cannot be created.
    */
   static async acquire(out: string, command: string, shown = out): Promise<OutputLock> {
     const path = lockPathOf(out);
@@ -124,20 +150,18 @@ export class OutputLock {
       return new OutputLock(path);
     }
     const info: LockInfo = { format: FORMAT, version: 1, command, ...currentOwner() };
-    for (let attempt = 0; ; attempt++) {
-      if (await create(path, JSON.stringify(info) + '\n')) break;
-      if (attempt >= 20) throw inputError('E_LOCKED', `another peft process keeps taking the lock of ${shown} (${path})`);
+    for (let attempt = 0; !(await create(path, out, JSON.stringify(info) + '\n')); attempt++) {
+      if (attempt >= 200) throw inputError('E_LOCKED', `another peft process keeps taking the lock of ${shown} (${path})`);
       const found = readLock(path);
-      if (!found) continue;
+      if (!found) continue; // released meanwhile
       if (!found.info) {
-        const age = Date.now() - (statSafe(path) ?? Date.now());
-        if (age > TORN_LOCK_MS) takeOver(path, found.text);
-        else await new Promise((r) => setTimeout(r, 50));
+        if (ageOf(path) > TORN_LOCK_MS) takeOver(path, out, found.text);
+        else await new Promise((r) => setTimeout(r, 100)); // being filled (no hard links here)
         continue;
       }
       const state = ownerState(found.info);
       if (state === 'dead') {
-        takeOver(path, found.text);
+        takeOver(path, out, found.text);
         continue;
       }
       const how = state === 'unknown' ? `; if that run is gone, remove ${path}` : `; wait for it to finish (lock ${path})`;
@@ -166,12 +190,3 @@ export class OutputLock {
     h.release();
   }
 }
-
-function statSafe(path: string): number | undefined {
-  try {
-    return statSync(path).mtimeMs;
-  } catch {
-    return undefined;
-  }
-}
-
