@@ -160,6 +160,15 @@ describe('Ctrl-C while a checkpoint is written', () => {
   });
 });
 
+describe('Ctrl-C while a folder output is written', () => {
+  it('quantize ends as interrupted, with its temp folder and lock removed', async () => {
+    const dir = fresh();
+    const r = await runPeft(['quantize', base, '--out', join(dir, 'q')], { faults: { dir, sigintOn: '\\.q\\.peft-tmp-' } });
+    expect(interrupted(r), `${r.exitCode} ${r.signal} ${r.stderr}`).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
 /** mulberry32: the kill points are random but the same in every run of the suite. */
 function seeded(seed: number): () => number {
   return () => {

@@ -14,7 +14,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { inputError } from '../errors.js';
 import type { ModelFolder } from './model-folder.js';
-import { dieBy, hostTag, tagState } from './owner.js';
+import { hostTag, onProcessEnd, tagState } from './owner.js';
 import { fsError } from './safetensors-reader.js';
 
 export interface AtomicOptions {
@@ -24,8 +24,9 @@ export interface AtomicOptions {
    */
   existing?: 'refuse' | 'replace';
   /**
-   * SIGINT/SIGTERM while the folder fills: 'remove' the temp folder and let the signal end the process
-   * (the default), or 'keep' it for a later run to remove (the trainer checkpoints when Ctrl-C arrives).
+   * The process ending while the folder fills (exit, SIGINT/SIGTERM that nothing else handles): 'remove'
+   * the temp folder (the default), or 'keep' it for a later run to remove (the trainer: a second Ctrl-C
+   * while it checkpoints ends the process at once).
    */
   onSignal?: 'remove' | 'keep';
 }
@@ -72,36 +73,14 @@ export async function ensureWritableParent(parent: string): Promise<string | und
   return made;
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
-
-/**
- * On SIGINT/SIGTERM, removes `tmp` synchronously (the process may end right after), then, when no
- * one else listens for the signal, re-raises it so the process still dies the way it would have.
- * Returns the function that uninstalls the handlers.
- */
-function cleanupOnSignal(tmp: string): () => void {
-  const handlers = SIGNALS.map((sig) => {
-    const h = () => {
-      rmSync(tmp, { recursive: true, force: true });
-      uninstall();
-      if (process.listenerCount(sig) === 0) dieBy(sig);
-    };
-    process.on(sig, h);
-    return [sig, h] as const;
-  });
-  const uninstall = () => {
-    for (const [sig, h] of handlers) process.off(sig, h);
-  };
-  return uninstall;
-}
-
 /** A folder being filled under a temp name; `commit` renames it into place, `abort` removes it. */
 export class AtomicFolder {
   #uninstall: () => void;
   #done = false;
 
   private constructor(readonly final: string, readonly tmp: string, readonly opts: AtomicOptions, readonly shown: string) {
-    this.#uninstall = opts.onSignal === 'keep' ? () => {} : cleanupOnSignal(tmp);
+    // Removed synchronously when the process ends mid-write (exit, or a signal nothing else handles).
+    this.#uninstall = opts.onSignal === 'keep' ? () => {} : onProcessEnd(() => rmSync(tmp, { recursive: true, force: true }));
   }
 
   /** Fails with E_EXISTS before any work when `final` exists and is not to be replaced; E_IO when its parent cannot be written. */

@@ -4,7 +4,8 @@
  * reboot or a long time, so on Linux the owner also records the kernel's start time of the process
  * (/proc/PID/stat field 22, clock ticks since boot): same pid with another start time = a new process.
  * An owner on another host cannot be tested from here ('unknown'); callers treat it as alive.
- * Also the sync hooks run when the process ends (normally, or by a signal one of our handlers re-raises).
+ * Also the sync hooks run when the process ends, normally or by SIGINT/SIGTERM (locks released, temp
+ * folders removed), and the one place that re-raises those signals.
  * Not here: what is owned (output-lock.ts, atomic.ts).
  */
 import { createHash } from 'node:crypto';
@@ -74,19 +75,42 @@ export function tagState(tag: string, pid: number): OwnerState {
 }
 
 const hooks = new Set<() => void>();
-let installed = false;
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+let onExitInstalled = false;
+
+/** Ours: ends the process on SIGINT/SIGTERM, after the end hooks, unless someone else handles the signal. */
+function endOnSignal(sig: NodeJS.Signals): void {
+  if (!othersListening(sig)) dieBy(sig);
+}
+
+function listen(on: boolean): void {
+  for (const sig of SIGNALS) {
+    process.off(sig, endOnSignal);
+    if (on) process.on(sig, endOnSignal);
+  }
+}
 
 /**
- * Runs `fn` (sync) when the process ends: on exit, or from a signal handler of ours before it
- * re-raises the signal (a process killed by a signal runs no 'exit' listeners). Returns the remover.
+ * Runs `fn` (sync) when the process ends: on exit, or on SIGINT/SIGTERM when nothing else handles the
+ * signal (the trainer's graceful stop does; then the process goes on and so do the hooks). A process
+ * killed by a signal runs no 'exit' listeners, so we listen for the signals while hooks exist and
+ * re-raise them after the hooks ran. Returns the remover.
  */
 export function onProcessEnd(fn: () => void): () => void {
-  if (!installed) {
+  if (!onExitInstalled) {
     process.on('exit', runEndHooks);
-    installed = true;
+    onExitInstalled = true;
   }
+  if (hooks.size === 0) listen(true);
   hooks.add(fn);
-  return () => hooks.delete(fn);
+  return () => {
+    if (hooks.delete(fn) && hooks.size === 0) listen(false);
+  };
+}
+
+/** Whether a signal listener other than ours is installed (then it decides what the signal does). */
+export function othersListening(sig: NodeJS.Signals): boolean {
+  return process.listeners(sig).some((l) => l !== endOnSignal);
 }
 
 export function runEndHooks(): void {
@@ -98,9 +122,10 @@ export function runEndHooks(): void {
       // best effort: the process is ending
     }
   }
+  listen(false);
 }
 
-/** Ends the process by `sig` the way it would have without our handlers, after the end hooks ran. */
+/** Ends the process by `sig` the way it would have without listeners, after the end hooks ran. */
 export function dieBy(sig: NodeJS.Signals): void {
   runEndHooks();
   process.kill(process.pid, sig);

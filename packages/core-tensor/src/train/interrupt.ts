@@ -6,7 +6,7 @@
  * checkpoint being written at that moment; its temp folder is removed by the next run.
  * Tests drive it with an AbortSignal or process.emit('SIGINT'), without real signals.
  */
-import { dieBy } from '../io/owner.js';
+import { dieBy, othersListening } from '../io/owner.js';
 
 export interface StopWatch {
   /** True once a stop was asked for. */
@@ -21,7 +21,7 @@ export function watchStop(opts: { signal?: AbortSignal; handleSigint?: boolean; 
   const onSigint = () => {
     if (sigint) {
       dispose();
-      if (process.listenerCount('SIGINT') === 0) dieBy('SIGINT');
+      if (!othersListening('SIGINT')) dieBy('SIGINT');
       return;
     }
     sigint = true;
