@@ -3,8 +3,9 @@
  * sibling temp name, `PARENT/.NAME.peft-tmp-<host>-<pid>-<random>`, and renamed into place only when
  * everything succeeded, so a folder named NAME is always complete and a failed or killed run leaves
  * only a temp name. An existing NAME (replace) is first renamed aside to `.NAME.peft-old-<host>-<pid>-<random>`
- * and deleted once the new one is in. Temp and aside names record their owner, so a later run removes
- * those whose owner is dead (removeDeadTemps; an aside whose NAME is missing is put back instead).
+ * and deleted once the new one is in; removeAside deletes through `.NAME.peft-del-...` the same way. These
+ * names record their owner, so a later run removes those whose owner is dead (removeDeadTemps; an `old`
+ * aside whose NAME is missing is put back instead).
  * The temp folder sits in the same parent, so the rename never crosses filesystems.
  * Not here: which folders may be replaced and who may write them (output-guard.ts, output-marker.ts,
  * output-lock.ts), what goes into a folder (writers), single-file outputs.

@@ -71,12 +71,15 @@ export async function readOutputMarker(dir: string): Promise<OutputMarker | unde
  * empty folder. `shown` is the path as the user gave it.
  */
 export async function checkReplaceable(dir: string, command: string, shown: string): Promise<void> {
-  const st = await fsp.stat(dir);
+  const st = await fsp.stat(dir).catch(() => undefined); // a dangling symlink is not a folder peft wrote
   const advice = 'remove it yourself or choose another --out';
-  if (!st.isDirectory()) throw inputError('E_EXISTS', `exists and is not a folder peft wrote: --force replaces only an earlier output of peft ${command}; ${advice}`, shown);
+  if (!st?.isDirectory()) throw inputError('E_EXISTS', `exists and is not a folder peft wrote: --force replaces only an earlier output of peft ${command}; ${advice}`, shown);
   const marker = await readOutputMarker(dir);
   if (marker?.command === command) return;
-  if (!marker && (await fsp.readdir(dir)).length === 0) return;
+  const entries = await fsp.readdir(dir).catch((e) => {
+    throw fsError(e, dir, 'listing');
+  });
+  if (!marker && entries.length === 0) return;
   const why = marker ? `was written by peft ${marker.command}, not peft ${command}` : `was not written by peft ${command} (no ${OUTPUT_MARKER})`;
   throw inputError('E_EXISTS', `${why}: --force replaces only an earlier output of the same command; ${advice}`, shown);
 }

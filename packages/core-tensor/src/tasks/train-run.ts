@@ -8,14 +8,14 @@ import { noGrad } from '../autograd/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { batchesFor, loadDataset, padIdFor, type Batch, type DatasetStats } from '../data/index.js';
 import { inputError, PeftError } from '../errors.js';
+import { guardOutput } from '../io/output-guard.js';
 import { Llama } from '../models/llama.js';
 import type { MethodDef } from '../plugin/method.js';
 import { resolveOptions } from '../plugin/options.js';
 import type { Registry } from '../plugin/registry.js';
 import { isScheduleName, type ScheduleName } from '../optim/schedule.js';
-import { guardOutput } from '../io/output-guard.js';
-import { train, TRAIN_COMMAND } from '../train/trainer.js';
-import type { TrainEvent, TrainResult } from '../train/types.js';
+import { train } from '../train/trainer.js';
+import { TRAIN_COMMAND, type TrainEvent, type TrainResult } from '../train/types.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export interface TrainRunOptions {

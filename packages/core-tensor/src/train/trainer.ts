@@ -27,7 +27,7 @@ import { planRun, type RunPlan } from './plan.js';
 import { accumulate, evaluate, zeroGrads } from './step.js';
 import { LOSS_SVG, writeLossSvg } from './svg.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Batch, CheckpointReason, TrainEvent, TrainJob, TrainOptions, TrainResult } from './types.js';
+import { TRAIN_COMMAND, type Batch, type CheckpointReason, type TrainEvent, type TrainJob, type TrainOptions, type TrainResult } from './types.js';
 
 export const ADAPTER_DIR = 'adapter';
 
@@ -40,8 +40,6 @@ interface StartPoint {
   elapsed: number;
   checkpoint?: string;
 }
-
-export const TRAIN_COMMAND = 'train';
 
 /**
  * A fresh run needs an outDir without a previous run's files, or `force` to remove them, which it does

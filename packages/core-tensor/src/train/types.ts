@@ -20,6 +20,9 @@ export interface LossContext {
   dropoutSeed: number;
 }
 
+/** The command named in a run folder's marker and lock (io/output-marker.ts, io/output-lock.ts). */
+export const TRAIN_COMMAND = 'train';
+
 export type CheckpointReason = 'periodic' | 'interrupt' | 'nonfinite' | 'final';
 
 export type TrainEvent =
