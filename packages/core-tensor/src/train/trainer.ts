@@ -27,7 +27,9 @@ import { planRun, type RunPlan } from './plan.js';
 import { accumulate, evaluate, zeroGrads } from './step.js';
 import { LOSS_SVG, writeLossSvg } from './svg.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { TRAIN_COMMAND, type Batch, type CheckpointReason, type TrainEvent, type TrainJob, type TrainOptions, type TrainResult } from './types.js';
+import {
+  TRAIN_COMMAND, type Batch, type CheckpointReason, type TrainEvent, type TrainJob, type TrainOptions, type TrainResult,
+} from './types.js';
 
 export const ADAPTER_DIR = 'adapter';
 
