@@ -56,7 +56,7 @@ export async function writeCheckpoint(outDir: string, job: TrainJob, state: Omit
   const opt = job.optimizer.stateDict();
   const full: TrainerState = { format: FORMAT, version: 1, ...state, optimizer: opt.meta };
   const paramBytes = job.params.reduce((n, [, t]) => n + 4 * t.size, 0);
-  const needed = () => 2 * paramBytes + [...opt.tensors.values()].reduce((n, d) => n + d.byteLength, 0); // adapter + params + optimizer
+  const needed = () => 4 * paramBytes; // about: the adapter, params and AdamW's two moments
   await withAtomicFolder(dir, TRAINER_WRITES, async (tmp) => {
     await job.save(tmp);
     await writeSafetensors(join(tmp, PARAMS_FILE),
