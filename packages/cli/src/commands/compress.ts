@@ -24,7 +24,7 @@ export default class Compress extends PeftCommand {
     base: Flags.string({ description: 'base model folder: compress a full model\'s difference from it' }),
     decompress: Flags.boolean({ description: 'turn a compressed container back into a PEFT folder' }),
     density: Flags.string({ description: 'fraction of values kept, in (0, 1] [default: 0.1]' }),
-    force: Flags.boolean({ description: 'replace --out if an earlier peft compress (or --decompress) wrote it' }),
+    force: Flags.boolean({ description: 'replace --out if it exists' }),
     method: Flags.string({ description: 'compressor from `peft methods`', default: 'compeft' }),
     out: Flags.string({ char: 'o', description: 'output folder', required: true }),
   };
