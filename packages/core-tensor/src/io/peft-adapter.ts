@@ -13,7 +13,7 @@ import { readJsonObject } from './json-file.js';
 import { floatKeysOf, pyJsonDumps } from './py-json.js';
 import { fsError, SafetensorsFile } from './safetensors-reader.js';
 import { writeSafetensors } from './safetensors-writer.js';
-import { withAtomicOutput } from './output-guard.js';
+import { withAtomicOutput, type Output } from './output-guard.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -94,9 +94,9 @@ export interface WriteAdapterOptions {
   tensors: ReadonlyMap<string, RawTensor> | readonly NamedRawTensor[];
   /** Extra keys printed as floats (PEFT_FLOAT_KEYS always are); pass `PeftAdapter.floatKeys` when rewriting. */
   floatKeys?: Iterable<string>;
-  /** Replace an existing folder (only one written by the same command: see output-marker.ts). */
+  /** Writing to a path: replace an existing folder (only one written by the same command: see output-marker.ts). */
   force?: boolean;
-  /** The command named in the folder's marker and lock (default "write-adapter"). */
+  /** Writing to a path: the command named in the folder's marker and lock (default "write-adapter"). */
   command?: string;
 }
 
@@ -115,10 +115,17 @@ export function peftConfigForSave(config: Record<string, unknown>): Record<strin
   return out;
 }
 
-/** Writes `outDir` atomically (output-guard.ts: lock, marker, --force rules): the files of writePeftAdapterFiles. */
-export async function writePeftAdapter(outDir: string, opts: WriteAdapterOptions): Promise<void> {
-  if (typeof opts.config?.peft_type !== 'string') throw inputError('E_INPUT', 'adapter config has no string "peft_type"', outDir);
-  await withAtomicOutput(outDir, { command: opts.command ?? 'write-adapter', force: opts.force }, (tmp) => writePeftAdapterFiles(tmp, opts));
+/**
+ * Writes the adapter folder atomically with the files of writePeftAdapterFiles: at the path `out` (opened
+ * here: lock, marker, --force rules of output-guard.ts), or into an Output a command opened before reading
+ * its inputs.
+ */
+export async function writePeftAdapter(out: string | Output, opts: WriteAdapterOptions): Promise<void> {
+  if (typeof opts.config?.peft_type !== 'string') throw inputError('E_INPUT', 'adapter config has no string "peft_type"', typeof out === 'string' ? out : out.shown);
+  const fill = (tmp: string) => writePeftAdapterFiles(tmp, opts);
+  const neededBytes = () => [...(opts.tensors instanceof Map ? opts.tensors.values() : opts.tensors)].reduce((n, t) => n + t.data.byteLength, 0);
+  if (typeof out !== 'string') return out.write(fill, { neededBytes });
+  await withAtomicOutput(out, { command: opts.command ?? 'write-adapter', force: opts.force }, fill, { neededBytes });
 }
 
 /**

@@ -17,7 +17,7 @@ import { inputError } from '../../errors.js';
 import { copyAuxFiles } from '../../io/atomic.js';
 import { openModelFolder } from '../../io/model-folder.js';
 import { withOutput, type Output } from '../../io/output-guard.js';
-import { writePeftAdapterFiles } from '../../io/peft-adapter.js';
+import { writePeftAdapter } from '../../io/peft-adapter.js';
 import { pyJsonDumps } from '../../io/py-json.js';
 import { fsError } from '../../io/safetensors-reader.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
@@ -101,8 +101,7 @@ async function decompressInto(output: Output, opts: DecompressOptions, registry:
     if (opts.base) throw inputError('E_INPUT', 'holds an adapter (an update against 0): --base does not apply', file);
     const mode = opts.dtype ?? 'f32';
     const tensors: NamedRawTensor[] = header.tensors.map((t, i) => ({ name: t.name, shape: t.shape, ...encodeAs(updates[i], t.dtype, mode) }));
-    const neededBytes = () => tensors.reduce((n, t) => n + t.data.byteLength, 0);
-    await output.write((tmp) => writePeftAdapterFiles(tmp, { config: header.config, tensors, floatKeys: header.float_keys }), { neededBytes });
+    await writePeftAdapter(output, { config: header.config, tensors, floatKeys: header.float_keys });
     return report;
   }
   if (!opts.base) throw inputError('E_INPUT', 'holds a full-model delta: pass the base model it was taken against (--base)', file);

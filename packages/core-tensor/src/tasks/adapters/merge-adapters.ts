@@ -22,7 +22,7 @@ import type { NamedRawTensor } from '../../dtype.js';
 import { inputError, PeftError } from '../../errors.js';
 import { hashString } from '../../fixtures/rng.js';
 import { withOutput, type Output } from '../../io/output-guard.js';
-import { writePeftAdapterFiles } from '../../io/peft-adapter.js';
+import { writePeftAdapter } from '../../io/peft-adapter.js';
 import { lowRankApprox } from '../../linalg/index.js';
 import type { LowRankDelta, MethodDef } from '../../plugin/method.js';
 import type { MergerDef } from '../../plugin/merger.js';
@@ -215,8 +215,7 @@ async function mergeAdaptersInto(output: Output, opts: MergeAdaptersOptions, reg
   }
   const written = method.fromDelta(deltas, likeConfig(inputs[0].adapter.config, deltas));
   checkRoundTrip(method, written, deltas, opts.out);
-  const neededBytes = () => written.tensors.reduce((n, t) => n + t.data.byteLength, 0);
-  await output.write((tmp) => writePeftAdapterFiles(tmp, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys }), { neededBytes });
+  await writePeftAdapter(output, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys });
   return {
     method: job ? job.def.name : 'cat', adapters: inputs.length, modules: deltas.length, rank: Math.max(...deltas.map((d) => d.r)),
     relError: norm2 > 0 ? Math.sqrt(err2 / norm2) : 0, perModule, seconds: (performance.now() - t0) / 1000,
