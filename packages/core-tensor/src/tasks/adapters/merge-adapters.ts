@@ -21,8 +21,8 @@
 import type { NamedRawTensor } from '../../dtype.js';
 import { inputError, PeftError } from '../../errors.js';
 import { hashString } from '../../fixtures/rng.js';
-import { withOutput, type Output } from '../../io/output-guard.js';
 import { writePeftAdapter } from '../../io/peft-adapter.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
 import { lowRankApprox } from '../../linalg/index.js';
 import type { LowRankDelta, MethodDef } from '../../plugin/method.js';
 import type { MergerDef } from '../../plugin/merger.js';
