@@ -109,7 +109,7 @@ async function main() {
     outDir: join(work, 'run'), steps, lr: RUN.lr, schedule: RUN.schedule, warmupSteps: RUN.warmupSteps, seed: RUN.seed,
     evalEvery: RUN.evalEvery, saveEvery: RUN.saveEvery, force: true, logEvery: 25,
   });
-  await withAtomicOutput(out, { force: values.force }, async (tmp) => {
+  await withAtomicOutput(out, { command: 'demo-pretrain', force: values.force }, async (tmp) => {
     for (const f of await fsp.readdir(res.adapterDir)) await fsp.copyFile(join(res.adapterDir, f), join(tmp, f));
   });
   const secs = (performance.now() - t0) / 1000;

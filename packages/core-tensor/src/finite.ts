@@ -63,7 +63,7 @@ export interface FiniteCheck {
   /** What the values are, e.g. "tensor model.norm.weight" or "the folded model.layers.0.mlp.up_proj.weight". */
   what: string;
   /** Default E_FORMAT (a file holding non-finite values); E_INPUT when finite inputs and settings overflow. */
-  code?: Exclude<ErrorCode, 'E_RUNTIME'>;
+  code?: Exclude<ErrorCode, 'E_RUNTIME' | 'E_NO_SPACE'>;
   /** Appended to the message, e.g. the setting that made the values overflow. */
   hint?: string;
 }

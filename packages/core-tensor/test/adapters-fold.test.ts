@@ -187,9 +187,9 @@ describe('fold into a quantized base', () => {
 
 describe('bad input: exit 2, nothing written', () => {
   const cases: [string, () => Promise<unknown>, RegExp][] = [
-    ['requantize a float base', () => foldAdapters({ base: BASE, adapters: [A], requantize: true, out: '' }, registry), /requantize needs a quantized base/],
-    ['weights count', () => foldAdapters({ base: BASE, adapters: [A, B], weights: [1], out: '' }, registry), /1 weights for 2 adapters/],
-    ['DoRA with another adapter on the same module', () => foldAdapters({ base: BASE, adapters: [DORA, A], out: '' }, registry), /DoRA adapter cannot be folded together/],
+    ['requantize a float base', () => foldAdapters({ base: BASE, adapters: [A], requantize: true, out: fresh() }, registry), /requantize needs a quantized base/],
+    ['weights count', () => foldAdapters({ base: BASE, adapters: [A, B], weights: [1], out: fresh() }, registry), /1 weights for 2 adapters/],
+    ['DoRA with another adapter on the same module', () => foldAdapters({ base: BASE, adapters: [DORA, A], out: fresh() }, registry), /DoRA adapter cannot be folded together/],
   ];
   for (const [what, run, msg] of cases) {
     it(what, async () => {

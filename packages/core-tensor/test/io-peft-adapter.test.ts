@@ -58,7 +58,7 @@ describe('writePeftAdapter / readPeftAdapter', () => {
   it('round-trips config and tensor bytes, with PEFT file names, metadata and JSON layout', async () => {
     const out = fresh();
     await writePeftAdapter(out, { config: config(), tensors: tensors() });
-    expect((await readdir(out)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect((await readdir(out)).sort()).toEqual(['.peft-output.json', 'adapter_config.json', 'adapter_model.safetensors']); // + the output marker
     // Python json.dumps(indent=2, sort_keys=True), no trailing newline (peft config.py save_pretrained).
     const expected = [
       '{',

@@ -122,7 +122,7 @@ parameters:
     expect(report.bytesIn).toBe(inBytes);
     expect(report.mbPerSecond).toBeCloseTo(inBytes / 1e6 / report.seconds, 6);
     const files = (await readdir(dir('out-wsum'))).sort();
-    expect(files).toEqual(['config.json', 'generation_config.json', 'mergekit_config.yml', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(files).toEqual(['.peft-output.json', 'config.json', 'generation_config.json', 'mergekit_config.yml', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
     expect(await readFile(dir('out-wsum/config.json'), 'utf8')).toBe(await readFile(dir('m1/config.json'), 'utf8'));
     expect(parseMergeRecipe(await readFile(dir('out-wsum/mergekit_config.yml'), 'utf8'), 'r.yml')).toEqual(plan);
   });

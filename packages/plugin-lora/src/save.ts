@@ -25,7 +25,7 @@
 import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import {
-  ADAPTER_CONFIG, ADAPTER_WEIGHTS, bytesOf, encodeQuantState, quantMap, writePeftAdapter, writeSafetensors,
+  bytesOf, encodeQuantState, quantMap, writePeftAdapterFiles, writeSafetensors,
   type AdapterSummary, type AttachedAdapter, type Llama, type NamedRawTensor, type Tensor,
 } from '@peft/core-tensor';
 import { peftConfig, type LoraSettings } from './config.js';
@@ -135,19 +135,13 @@ export class LoraAdapterState implements AttachedAdapter {
 
   /**
    * Writes adapter_config.json + adapter_model.safetensors (and loftq_base.safetensors) INTO `dir`,
-   * leaving anything else there alone (the trainer adds its checkpoint files next to them): core's
-   * writer builds them in a hidden subfolder, then they are moved in.
+   * leaving anything else there alone (the trainer adds its checkpoint files next to them). Atomicity is
+   * the caller's: the trainer passes a temp folder of core's AtomicFolder and renames it into place.
    */
   async save(dir: string): Promise<void> {
     const { config, tensors } = this.adapterFiles();
     await fsp.mkdir(dir, { recursive: true });
-    const tmp = join(dir, `.lora-save-${process.pid}-${Date.now()}`);
-    try {
-      await writePeftAdapter(tmp, { config, tensors });
-      for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) await fsp.rename(join(tmp, f), join(dir, f));
-    } finally {
-      await fsp.rm(tmp, { recursive: true, force: true });
-    }
+    await writePeftAdapterFiles(dir, { config, tensors });
     if (this.settings.init === 'loftq') await writeSafetensors(join(dir, LOFTQ_BASE_FILE), this.loftqBase(), { format: 'pt' });
   }
 }

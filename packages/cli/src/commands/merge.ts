@@ -31,7 +31,7 @@ export default class Merge extends PeftCommand {
     density: many('fraction kept by sparsifying methods (once, or once per input)'),
     dtype: Flags.string({ description: 'output dtype', options: ['bf16', 'f16', 'f32'] }),
     epsilon: many('della: spread of keep probabilities'),
-    force: Flags.boolean({ description: 'replace --out if it exists' }),
+    force: Flags.boolean({ description: 'replace --out if an earlier peft merge wrote it' }),
     gamma: many('breadcrumbs: fraction of largest values dropped'),
     lambda: many('scale of the merged task vector'),
     method: Flags.string({ char: 'm', description: 'merge method (see `peft methods --kind merger`), or cat for adapters' }),
@@ -94,7 +94,7 @@ export default class Merge extends PeftCommand {
     }
     const live = !this.jsonEnabled() && process.stderr.isTTY;
     const r = await core.runMerge(plan, registry, {
-      out: needOut(), seed: f.seed, dtype: f.dtype as 'bf16' | undefined, force: f.force,
+      out: needOut(), seed: f.seed, dtype: f.dtype as 'bf16' | undefined, force: f.force, inputs: recipe ? [args.input!] : [],
       onProgress: live ? (e) => process.stderr.write(`\r\x1b[2Kmerging tensor ${e.index + 1}/${e.total}`) : undefined,
     });
     if (live) process.stderr.write('\n');

@@ -25,7 +25,7 @@ export default class Quantize extends PeftCommand {
     blocksize: Flags.integer({ description: 'elements per absmax block (4-bit types; 32..4096, power of two) [default: 64]' }),
     'compute-dtype': Flags.string({ description: 'dtype of matmuls at inference [default: bf16]', options: ['bf16', 'f16', 'f32'] }),
     'double-quant': Flags.boolean({ description: 'quantize the absmax values again (4-bit types) [default: true]', allowNo: true }),
-    force: Flags.boolean({ description: 'replace --out if it exists', default: false }),
+    force: Flags.boolean({ description: 'replace --out if an earlier peft quantize wrote it', default: false }),
     out: Flags.string({ char: 'o', description: 'output folder (written atomically)', required: true }),
     set: Flags.string({ description: 'quantizer option key=value (see `peft methods`)', multiple: true, default: [] }),
     skip: Flags.string({ description: 'modules to leave unquantized: names, dotted suffixes or globs, comma-separated' }),

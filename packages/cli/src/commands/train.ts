@@ -27,7 +27,7 @@ export default class Train extends PeftCommand {
     data: Flags.string({ char: 'd', description: 'training JSONL file' }),
     epochs: Flags.integer({ description: 'passes over the data (when --steps is not given)', min: 1 }),
     'eval-every': Flags.integer({ description: 'evaluate on the validation rows every N steps (and at the end)', min: 1 }),
-    force: Flags.boolean({ description: 'start over in an --out folder that holds an earlier run' }),
+    force: Flags.boolean({ description: 'start over in an --out folder that holds an earlier peft train run' }),
     'grad-accum': Flags.integer({ description: 'micro-batches per optimizer step [default: 1]', min: 1 }),
     lr: Flags.string({ description: 'peak learning rate [default: 2e-4]' }),
     'max-row-bytes': Flags.integer({ description: 'longest JSONL line in bytes; longer is refused [default: 8388608 (8 MiB)]', min: 1 }),
@@ -74,7 +74,7 @@ export default class Train extends PeftCommand {
       maxGradNorm: pick(await numberFlag('max-grad-norm', f['max-grad-norm']), 'max_grad_norm'),
       valSplit: pick(await numberFlag('val-split', f['val-split']), 'val_split'), valFile: pick(f['val-data'], 'val_data'),
       evalEvery: pick(f['eval-every'], 'eval_every'), saveEvery: pick(f['save-every'], 'save_every'),
-      resume: f.resume, force: f.force, kernels: core.getTrainKernels(f.backend as 'auto' | 'native' | 'reference'),
+      resume: f.resume, force: f.force, inputs: f.recipe ? [f.recipe] : [], kernels: core.getTrainKernels(f.backend as 'auto' | 'native' | 'reference'),
       onEvent: live?.event, onStatus: live?.status,
     }, registry);
     live?.end();

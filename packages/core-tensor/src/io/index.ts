@@ -1,6 +1,7 @@
 /**
  * io/: safetensors files (lazy reading, streaming and sharded writing), Hugging Face model
- * folders and config.json, PEFT adapter folders, atomic output folders. The public surface of this layer.
+ * folders and config.json, PEFT adapter folders, atomic output folders (with their locks and
+ * markers). The public surface of this layer.
  * Not here: tokenizer.json parsing (tokenizer/), quantized layouts (quant/).
  */
 export { MAX_HEADER_BYTES, parseHeader, headerLength, buildHeader, safetensorsOrder } from './safetensors-header.js';
@@ -14,7 +15,10 @@ export { ModelFolder, openModelFolder, isModelFolder, isAuxFile, SINGLE_WEIGHTS,
 export type { ModelTensorInfo } from './model-folder.js';
 export { readHfConfig, llamaDims, llamaShapes, checkLlamaShapes, checkConfigTensors, LLAMA_FAMILY } from './hf-config.js';
 export type { HfConfig, LlamaDims, LlamaModelType, ShapeSource } from './hf-config.js';
-export { withAtomicOutput, copyAuxFiles, type AtomicOptions } from './atomic.js';
+export { AtomicFolder, withAtomicFolder, removeAside, removeDeadTemps, isPeftTemp, copyAuxFiles, type AtomicOptions } from './atomic.js';
+export { openOutput, guardOutput, withOutput, withAtomicOutput, checkOutsideInputs, Output, type OutputSpec, type WriteOptions } from './output-guard.js';
+export { OUTPUT_MARKER, readOutputMarker, writeOutputMarker, checkReplaceable, peftVersion, type OutputMarker } from './output-marker.js';
+export { OutputLock, lockPathOf, LOCK_SUFFIX, type LockInfo } from './output-lock.js';
 export { floatKeysOf, HF_FLOAT_KEYS, pyJsonDumps } from './py-json.js';
 export { VarBuilder, DEFAULT_INIT, type FolderOptions, type Init, type WeightSource } from './var-builder.js';
 export { readJsonObject, parseJsonObject } from './json-file.js';

@@ -15,7 +15,7 @@ import { parsePeftKey, type AdapterKeys } from './peft-keys.js';
 import { floatKeysOf, pyJsonDumps } from './py-json.js';
 import { fsError, SafetensorsFile } from './safetensors-reader.js';
 import { writeSafetensors } from './safetensors-writer.js';
-import { withAtomicOutput } from './atomic.js';
+import { withAtomicOutput, type Output } from './output-guard.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -96,7 +96,10 @@ export interface WriteAdapterOptions {
   tensors: ReadonlyMap<string, RawTensor> | readonly NamedRawTensor[];
   /** Extra keys printed as floats (PEFT_FLOAT_KEYS always are); pass `PeftAdapter.floatKeys` when rewriting. */
   floatKeys?: Iterable<string>;
+  /** Writing to a path: replace an existing folder (only one written by the same command: see output-marker.ts). */
   force?: boolean;
+  /** Writing to a path: the command named in the folder's marker and lock (default "write-adapter"). */
+  command?: string;
 }
 
 /** Last component of an absolute local path (POSIX or Windows); anything else unchanged. */
@@ -114,21 +117,36 @@ export function peftConfigForSave(config: Record<string, unknown>): Record<strin
   return out;
 }
 
-/** Writes `outDir` atomically: adapter_config.json (json.dumps(indent=2, sort_keys=True), no trailing newline, as config.py) and the weights. */
-export async function writePeftAdapter(outDir: string, opts: WriteAdapterOptions): Promise<void> {
-  if (typeof opts.config?.peft_type !== 'string') throw inputError('E_INPUT', 'adapter config has no string "peft_type"', outDir);
+/**
+ * Writes the adapter folder atomically with the files of writePeftAdapterFiles: at the path `out` (opened
+ * here: lock, marker, --force rules of output-guard.ts), or into an Output a command opened before reading
+ * its inputs.
+ */
+export async function writePeftAdapter(out: string | Output, opts: WriteAdapterOptions): Promise<void> {
+  if (typeof opts.config?.peft_type !== 'string') throw inputError('E_INPUT', 'adapter config has no string "peft_type"', typeof out === 'string' ? out : out.shown);
+  const fill = (tmp: string) => writePeftAdapterFiles(tmp, opts);
+  const neededBytes = () => [...(opts.tensors instanceof Map ? opts.tensors.values() : opts.tensors)].reduce((n, t) => n + t.data.byteLength, 0);
+  if (typeof out !== 'string') return out.write(fill, { neededBytes });
+  await withAtomicOutput(out, { command: opts.command ?? 'write-adapter', force: opts.force }, fill, { neededBytes });
+}
+
+/**
+ * Writes adapter_config.json (json.dumps(indent=2, sort_keys=True), no trailing newline, as config.py) and
+ * the weights INTO the existing folder `dir`, leaving anything else there alone. Not atomic by itself:
+ * callers pass a folder they rename into place (writePeftAdapter, the trainer's checkpoints).
+ */
+export async function writePeftAdapterFiles(dir: string, opts: Omit<WriteAdapterOptions, 'force' | 'command'>): Promise<void> {
+  if (typeof opts.config?.peft_type !== 'string') throw inputError('E_INPUT', 'adapter config has no string "peft_type"', dir);
   const text = pyJsonDumps(peftConfigForSave(opts.config), { floatKeys: [...PEFT_FLOAT_KEYS, ...(opts.floatKeys ?? [])] }).slice(0, -1);
   const tensors: NamedRawTensor[] = opts.tensors instanceof Map
     ? [...opts.tensors].map(([name, t]) => ({ name, ...t }))
     : [...(opts.tensors as readonly NamedRawTensor[])];
-  await withAtomicOutput(outDir, { force: opts.force }, async (tmp) => {
-    await writeSafetensors(join(tmp, ADAPTER_WEIGHTS), tensors, { ...ADAPTER_METADATA });
-    try {
-      await fsp.writeFile(join(tmp, ADAPTER_CONFIG), text);
-    } catch (e) {
-      throw fsError(e, join(tmp, ADAPTER_CONFIG), 'writing');
-    }
-  });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors, { ...ADAPTER_METADATA });
+  try {
+    await fsp.writeFile(join(dir, ADAPTER_CONFIG), text);
+  } catch (e) {
+    throw fsError(e, join(dir, ADAPTER_CONFIG), 'writing');
+  }
 }
 
 export interface PeftAdapterSummary {

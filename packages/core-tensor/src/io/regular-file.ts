@@ -9,7 +9,7 @@
  */
 import { constants, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { inputError, PeftError } from '../errors.js';
+import { inputError, isNoSpace, noSpaceError, PeftError } from '../errors.js';
 
 /** O_NONBLOCK is POSIX; where Node lacks it (Windows) there are no FIFOs to block on. */
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
@@ -28,6 +28,8 @@ export function fsError(e: unknown, path: string, doing: string): PeftError {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOENT') return inputError('E_NOT_FOUND', 'no such file', path);
   if (code === 'EACCES' || code === 'EPERM') return inputError('E_IO', `permission denied while ${doing}`, path);
+  if (code === 'EROFS') return inputError('E_IO', `read-only file system while ${doing}`, path);
+  if (isNoSpace(e)) return noSpaceError(path, undefined, e);
   return inputError('E_IO', `${doing} failed: ${(e as Error)?.message ?? String(e)}`, path);
 }
 

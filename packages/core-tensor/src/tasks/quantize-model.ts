@@ -3,8 +3,9 @@
  * quantize the selected Linear weights with a registered quantizer, pass everything else
  * through byte for byte, and write a folder that transformers + bitsandbytes load.
  * Peak memory is a small multiple of the largest tensor (its bytes, the f32 copy, and the
- * dequantized copy for the error statistics), never the model. Output is atomic. Every tensor is
- * checked finite as it is read (a NaN / Inf weight would poison its blocks' absmax), by name, exit 2.
+ * dequantized copy for the error statistics), never the model. Output is atomic (io/output-guard.ts:
+ * --out checked against the input and locked before anything is read). Every tensor is checked finite
+ * as it is read (a NaN / Inf weight would poison its blocks' absmax), by name, exit 2.
  */
 import { getBackend, toF32 } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
@@ -12,7 +13,7 @@ import { numel, type NamedRawTensor, type RawTensor } from '../dtype.js';
 import { PeftError } from '../errors.js';
 import { checkFiniteRaw } from '../finite.js';
 import {
-  checkLlamaShapes, copyAuxFiles, floatKeysOf, openModelFolder, pyJsonDumps, ShardedWriter, withAtomicOutput,
+  checkLlamaShapes, copyAuxFiles, floatKeysOf, openModelFolder, pyJsonDumps, ShardedWriter, withOutput, type Output,
 } from '../io/index.js';
 import type { QuantizerDef } from '../plugin/quantizer.js';
 import type { ResolvedOptions } from '../plugin/options.js';
@@ -125,6 +126,11 @@ function unquantizedLinears(plan: { name: string; module?: string }[], shapeOf: 
 }
 
 export async function quantizeModel(opts: QuantizeModelOptions): Promise<QuantizeSummary> {
+  const spec = { command: 'quantize', out: opts.outDir, inputs: [opts.modelDir], force: opts.force };
+  return withOutput(spec, (output) => quantizeInto(output, opts));
+}
+
+async function quantizeInto(output: Output, opts: QuantizeModelOptions): Promise<QuantizeSummary> {
   const t0 = performance.now();
   const backend = opts.backend ?? getBackend();
   const q = opts.quantizer;
@@ -150,7 +156,10 @@ export async function quantizeModel(opts: QuantizeModelOptions): Promise<Quantiz
     };
     let errSum = 0;
     let quantBytes = 0;
-    await withAtomicOutput(opts.outDir, { force: opts.force ?? false }, async (tmp) => {
+    const inputBytes = infos.reduce((n, i) => n + i.byteLength, 0);
+    // The ratio written so far, extrapolated; twice that while a shard's spill file and the shard coexist.
+    const neededBytes = () => 2 * inputBytes * (s.bytesBefore ? s.bytesAfter / s.bytesBefore : 1);
+    await output.write(async (tmp) => {
       const writer = new ShardedWriter(tmp, { maxShardBytes: opts.maxShardBytes });
       try {
         for (const [index, { name, module }] of plan.entries()) {
@@ -195,7 +204,7 @@ export async function quantizeModel(opts: QuantizeModelOptions): Promise<Quantiz
       const floatKeys = floatKeysOf(await readFile(join(opts.modelDir, 'config.json'), 'utf8'));
       await writeFile(join(tmp, 'config.json'), pyJsonDumps(config, { floatKeys }));
       await copyAuxFiles(model, tmp);
-    });
+    }, { neededBytes });
     s.meanAbsError = s.quantizedParams ? errSum / s.quantizedParams : 0;
     s.bitsPerParam = s.quantizedParams ? (8 * quantBytes) / s.quantizedParams : 0;
     s.seconds = (performance.now() - t0) / 1000;

@@ -9,6 +9,7 @@ import { getTrainKernels } from '../backend/native-train.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { batchesFor, loadDataset, padIdFor, type Batch, type DatasetStats, type FileFingerprint } from '../data/index.js';
 import { inputError, PeftError } from '../errors.js';
+import { guardOutput } from '../io/output-guard.js';
 import { Llama } from '../models/llama.js';
 import type { MethodDef } from '../plugin/method.js';
 import { createOptimizer } from '../plugin/optimizer.js';
@@ -17,7 +18,7 @@ import type { Registry } from '../plugin/registry.js';
 import { isScheduleName, type ScheduleName } from '../optim/schedule.js';
 import { totalStepsOf } from '../train/plan.js';
 import { train } from '../train/trainer.js';
-import type { TrainEvent, TrainResult } from '../train/types.js';
+import { TRAIN_COMMAND, type TrainEvent, type TrainResult } from '../train/types.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { maxPositionsOf, resolveSeqLen } from './positions.js';
 
@@ -52,6 +53,8 @@ export interface TrainRunOptions {
   saveEvery?: number;
   resume?: boolean;
   force?: boolean;
+  /** Files the caller read for these settings (a recipe): --out may not hold them either. */
+  inputs?: string[];
   kernels?: TrainKernels;
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
@@ -102,7 +105,18 @@ function lossOf(model: Llama, b: Batch, kernels: TrainKernels | undefined, dropo
   return model.loss({ data: b.inputIds, shape }, { data: b.labels, shape }, { kernels, dropoutSeed });
 }
 
+/** Guards --out against the inputs and holds its lock (io/output-guard.ts) from before the data is read. */
 export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<TrainRunSummary> {
+  const inputs = [o.modelDir, o.dataFile, o.valFile, ...(o.inputs ?? [])];
+  const output = await guardOutput({ command: TRAIN_COMMAND, out: o.outDir, inputs });
+  try {
+    return await trainRun(o, registry);
+  } finally {
+    await output.close();
+  }
+}
+
+async function trainRun(o: TrainRunOptions, registry: Registry): Promise<TrainRunSummary> {
   const schedule = checkNumbers(o);
   const method: MethodDef = registry.get('method', o.method ?? 'lora');
   const methodOptions = resolveOptions(method.name, method.options, o.methodOptions ?? {});

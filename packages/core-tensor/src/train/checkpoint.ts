@@ -4,16 +4,20 @@
  * tensor by name, exact f32), optimizer.safetensors (the optimizer's state tensors, each with its own dtype and
  * shape, checked against the optimizer's stateSpec() before reading) and trainer_state.json
  * (position in the data, counters, optimizer scalars, the settings a resume must repeat). Each folder is
- * written to a hidden temp sibling and renamed into place, so a folder named step-<N> is always complete.
- * Not written through io/atomic.ts's withAtomicOutput: that one deletes its temp folder on SIGINT, and the
- * trainer checkpoints precisely when Ctrl-C arrives.
+ * an io/atomic.ts AtomicFolder (filled under a temp name, renamed into place), so a folder named step-<N>
+ * is always complete; it keeps its temp folder on SIGINT (the trainer checkpoints precisely when Ctrl-C
+ * arrives; a second Ctrl-C ends the process and a later run removes the dead run's temp folder).
+ * Old checkpoints are pruned by renaming them aside first, so a kill during pruning never leaves a
+ * half-deleted step-<N>.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { bytesOf } from '../dtype.js';
 import { inputError, PeftError } from '../errors.js';
+import { removeAside, removeDeadTemps, withAtomicFolder, type AtomicOptions } from '../io/atomic.js';
 import { readJsonObject } from '../io/json-file.js';
+import { writeError } from '../io/output-guard.js';
+import { currentOwner, ownerState } from '../io/owner.js';
 import { SafetensorsFile } from '../io/safetensors-reader.js';
 import { writeSafetensors } from '../io/safetensors-writer.js';
 import { stateSpecMismatch, type Optimizer, type OptimizerState, type StateTensor } from '../optim/types.js';
@@ -42,23 +46,8 @@ export interface TrainerState {
   optimizer: OptimizerState['meta'];
 }
 
-const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
-
-/** Fills a temp sibling of `final` with `fill`, then renames it into place (replacing an existing one). */
-export async function replaceDir(final: string, fill: (tmp: string) => Promise<void>): Promise<void> {
-  const tmp = join(dirname(final), `.${basename(final)}.tmp-${tag()}`);
-  await fsp.mkdir(tmp, { recursive: true });
-  try {
-    await fill(tmp);
-    const old = join(dirname(final), `.${basename(final)}.old-${tag()}`);
-    const had = await fsp.rename(final, old).then(() => true, () => false);
-    await fsp.rename(tmp, final);
-    if (had) await fsp.rm(old, { recursive: true, force: true });
-  } catch (e) {
-    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
-    throw e;
-  }
-}
+/** How the trainer writes its folders (checkpoints, the adapter): it owns the run folder, and Ctrl-C must not delete what it is saving. */
+export const TRAINER_WRITES: AtomicOptions = { existing: 'replace', onSignal: 'keep' };
 
 export const checkpointDir = (outDir: string, step: number): string => join(outDir, CHECKPOINTS_DIR, `step-${step}`);
 
@@ -67,12 +56,16 @@ export async function writeCheckpoint(outDir: string, job: TrainJob, state: Omit
   const dir = checkpointDir(outDir, state.step);
   const opt = job.optimizer.stateDict();
   const full: TrainerState = { format: FORMAT, version: 1, ...state, optimizer: opt.meta };
-  await replaceDir(dir, async (tmp) => {
+  const paramBytes = job.params.reduce((n, [, t]) => n + 4 * t.size, 0);
+  const needed = () => 4 * paramBytes; // about: the adapter, params and AdamW's two moments
+  await withAtomicFolder(dir, TRAINER_WRITES, async (tmp) => {
     await job.save(tmp);
     await writeSafetensors(join(tmp, PARAMS_FILE),
       job.params.map(([name, t]) => ({ name, dtype: 'F32' as const, shape: [...t.shape], data: t.data })));
     await writeOptimizerState(join(tmp, OPTIMIZER_FILE), opt);
     await fsp.writeFile(join(tmp, STATE_FILE), JSON.stringify(full, null, 2) + '\n');
+  }).catch((e) => {
+    throw writeError(e, dir, needed);
   });
   return dir;
 }
@@ -87,16 +80,23 @@ export async function listCheckpoints(outDir: string): Promise<{ step: number; d
   }).sort((a, b) => a.step - b.step);
 }
 
-/** Deletes all but the newest `keep` checkpoints, and temp folders a killed run left. */
+/** Deletes all but the newest `keep` checkpoints (renamed aside first). */
 export async function pruneCheckpoints(outDir: string, keep: number): Promise<void> {
   const all = await listCheckpoints(outDir);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) await fsp.rm(c.dir, { recursive: true, force: true });
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) await removeAside(c.dir);
 }
 
+/** The temp files metrics.ts (METRICS_FILE) and svg.ts (LOSS_SVG) rename into place: `<name>.tmp-<pid>`. */
+const FILE_TEMP_RE = /^(metrics\.jsonl|loss\.svg)\.tmp-(\d+)$/;
+
+/** Removes the temp and aside folders (and temp files) that dead runs left in the run folder and its checkpoints. */
 export async function removeStaleTemps(outDir: string): Promise<void> {
-  const root = join(outDir, CHECKPOINTS_DIR);
-  const names = await fsp.readdir(root).catch(() => [] as string[]);
-  for (const n of names) if (/^\.step-\d+\.(tmp|old)-/.test(n)) await fsp.rm(join(root, n), { recursive: true, force: true });
+  await removeDeadTemps(outDir);
+  await removeDeadTemps(join(outDir, CHECKPOINTS_DIR));
+  for (const n of await fsp.readdir(outDir).catch(() => [] as string[])) {
+    const m = FILE_TEMP_RE.exec(n);
+    if (m && ownerState({ pid: Number(m[2]), host: currentOwner().host }) === 'dead') await fsp.rm(join(outDir, n), { force: true });
+  }
 }
 
 function checkState(raw: Record<string, unknown>, file: string): TrainerState {

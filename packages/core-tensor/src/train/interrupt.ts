@@ -1,9 +1,13 @@
 /**
  * Stopping a run gracefully: an AbortSignal from the caller, and (by default) Ctrl-C. The first SIGINT
  * only raises a flag that the loop reads between steps (it finishes the step, checkpoints and returns);
- * a second one uninstalls the handler and re-raises SIGINT so the process dies as it normally would.
+ * a second one uninstalls the handler, runs the process-end hooks (the run folder's lock is released) and
+ * re-raises SIGINT so the process dies as it normally would (the shell reports 130). Nothing deletes the
+ * checkpoint being written at that moment; its temp folder is removed by the next run.
  * Tests drive it with an AbortSignal or process.emit('SIGINT'), without real signals.
  */
+import { dieBy, othersListening } from '../io/owner.js';
+
 export interface StopWatch {
   /** True once a stop was asked for. */
   readonly requested: boolean;
@@ -17,7 +21,7 @@ export function watchStop(opts: { signal?: AbortSignal; handleSigint?: boolean; 
   const onSigint = () => {
     if (sigint) {
       dispose();
-      process.kill(process.pid, 'SIGINT');
+      if (!othersListening('SIGINT')) dieBy('SIGINT');
       return;
     }
     sigint = true;

@@ -4,16 +4,22 @@
  * schedule's lr, then one metrics line, maybe an evaluation, maybe a checkpoint. Resumes bit for bit from
  * a checkpoint (params, optimizer state, data position; dropout seeds and lr are functions of the step),
  * stops gracefully on Ctrl-C or an AbortSignal, and writes the adapter to outDir/adapter when done.
+ * The run folder is locked while training (io/output-lock.ts: a second run or a --resume of a live one is
+ * refused), marked as peft train's (--force clears an earlier run only in a folder with that mark), and
+ * a save that fails (full disk) points at the newest checkpoint to --resume from.
  * Not here: data loading (the job's trainBatches), the model and its loss (the job's lossFn), the method.
  */
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { inputError, PeftError } from '../errors.js';
 import { checkFinite } from '../finite.js';
+import { removeAside, withAtomicFolder } from '../io/atomic.js';
+import { guardOutput, writeError } from '../io/output-guard.js';
+import { checkReplaceable, OUTPUT_MARKER, readOutputMarker, writeOutputMarker } from '../io/output-marker.js';
 import { clipGradNorm, gradNorm } from '../optim/clip.js';
 import { lrAt } from '../optim/schedule.js';
 import {
-  CHECKPOINTS_DIR, PARAMS_FILE, listCheckpoints, pruneCheckpoints, readTrainerState, removeStaleTemps, replaceDir, restoreCheckpoint,
+  CHECKPOINTS_DIR, PARAMS_FILE, listCheckpoints, pruneCheckpoints, readTrainerState, removeStaleTemps, restoreCheckpoint, TRAINER_WRITES,
   writeCheckpoint,
 } from './checkpoint.js';
 import { watchStop, type StopWatch } from './interrupt.js';
@@ -22,7 +28,9 @@ import { planRun, type RunPlan } from './plan.js';
 import { accumulate, evaluate, zeroGrads } from './step.js';
 import { LOSS_SVG, writeLossSvg } from './svg.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { Batch, CheckpointReason, TrainEvent, TrainJob, TrainOptions, TrainResult } from './types.js';
+import {
+  TRAIN_COMMAND, type Batch, type CheckpointReason, type TrainEvent, type TrainJob, type TrainOptions, type TrainResult,
+} from './types.js';
 
 export const ADAPTER_DIR = 'adapter';
 
@@ -36,7 +44,10 @@ interface StartPoint {
   checkpoint?: string;
 }
 
-/** A fresh run needs an outDir without a previous run's files, or `force` to remove them. */
+/**
+ * A fresh run needs an outDir without a previous run's files, or `force` to remove them, which it does
+ * only where peft train put its mark. Marks the folder as a train run.
+ */
 async function freshStart(outDir: string, force: boolean): Promise<StartPoint> {
   await fsp.mkdir(outDir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
     throw inputError('E_IO', `cannot create the output folder (${e.code ?? e.message})`, outDir);
@@ -47,7 +58,14 @@ async function freshStart(outDir: string, force: boolean): Promise<StartPoint> {
   if (found.length > 0 && !force) {
     throw inputError('E_EXISTS', `holds a previous run (${found.join(', ')}): resume it, or force a fresh start`, outDir);
   }
-  for (const n of found) await fsp.rm(join(outDir, n), { recursive: true, force: true });
+  const marker = await readOutputMarker(outDir);
+  if (marker && marker.command !== TRAIN_COMMAND) {
+    throw inputError('E_EXISTS', `was written by peft ${marker.command} (${OUTPUT_MARKER}): train into another --out`, outDir);
+  }
+  if (found.length > 0) await checkReplaceable(outDir, TRAIN_COMMAND, outDir);
+  await removeStaleTemps(outDir);
+  for (const n of found) await removeAside(join(outDir, n));
+  await writeOutputMarker(outDir, TRAIN_COMMAND);
   return { step: 0, epoch: 0, batchIndex: 0, tokens: 0, elapsed: 0 };
 }
 
@@ -58,6 +76,9 @@ async function resumeStart(job: TrainJob, plan: RunPlan, outDir: string): Promis
   if (!latest) throw inputError('E_NOT_FOUND', `no checkpoint to resume from (${CHECKPOINTS_DIR}/step-N)`, outDir);
   const state = await readTrainerState(latest.dir, plan.settings);
   await restoreCheckpoint(latest.dir, job, state);
+  const marker = await readOutputMarker(outDir);
+  if (marker && marker.command !== TRAIN_COMMAND) throw inputError('E_INPUT', `was written by peft ${marker.command} (${OUTPUT_MARKER}), not by peft train`, outDir);
+  if (!marker) await writeOutputMarker(outDir, TRAIN_COMMAND); // a run of a peft without marks
   // A resumed NaN / Inf would only surface as a non-finite loss, one step later and as exit 1.
   for (const [name, t] of job.params) checkFinite(t.data, { what: `trained tensor ${name}`, where: join(latest.dir, PARAMS_FILE) });
   return { ...state, checkpoint: latest.dir };
@@ -70,17 +91,24 @@ export async function train(job: TrainJob, opts: TrainOptions): Promise<TrainRes
   const firstEpoch = job.trainBatches(0);
   const plan = planRun(job, opts, firstEpoch);
   const outDir = resolve(opts.outDir);
-  const start = opts.resume ? await resumeStart(job, plan, outDir) : await freshStart(outDir, !!opts.force);
-  const metrics = await MetricsLog.open(outDir, opts.resume ? start.step : undefined);
-  const run = new Run(job, plan, outDir, metrics, start, start.epoch === 0 ? firstEpoch : job.trainBatches(start.epoch));
-  const stop = watchStop({
-    signal: opts.signal, handleSigint: opts.handleSigint, onStop: (message) => run.emit({ type: 'warning', message }),
-  });
+  const output = await guardOutput({ command: TRAIN_COMMAND, out: opts.outDir }); // nests inside runTrain's guard
   try {
-    return await run.go(stop);
+    const start = opts.resume ? await resumeStart(job, plan, outDir) : await freshStart(outDir, !!opts.force);
+    const metrics = await MetricsLog.open(outDir, opts.resume ? start.step : undefined);
+    const run = new Run(job, plan, outDir, metrics, start, start.epoch === 0 ? firstEpoch : job.trainBatches(start.epoch));
+    const stop = watchStop({
+      signal: opts.signal, handleSigint: opts.handleSigint, onStop: (message) => run.emit({ type: 'warning', message }),
+    });
+    try {
+      return await run.go(stop);
+    } catch (e) {
+      throw run.resumeHint(e);
+    } finally {
+      stop.dispose();
+      metrics.close();
+    }
   } finally {
-    stop.dispose();
-    metrics.close();
+    await output.close();
   }
 }
 
@@ -133,9 +161,26 @@ class Run {
     }
     if (this.job.valBatches && this.lastEval?.step !== this.step) this.evaluateNow();
     const adapterDir = join(this.outDir, ADAPTER_DIR);
-    await replaceDir(adapterDir, (tmp) => this.job.save(tmp));
+    const adapterBytes = () => this.tensors.reduce((n, t) => n + 4 * t.size, 0);
+    try {
+      await withAtomicFolder(adapterDir, TRAINER_WRITES, (tmp) => this.job.save(tmp));
+    } catch (e) {
+      await this.checkpoint('final').catch(() => {}); // keeps the trained steps when there is room for it
+      throw writeError(e, adapterDir, adapterBytes);
+    }
     await writeLossSvg(this.outDir, this.metrics.train, this.metrics.evals);
     return this.result('done', adapterDir);
+  }
+
+  /** A failed write (full disk, unwritable folder) said with the checkpoint to --resume from; other errors unchanged. */
+  resumeHint(e: unknown): unknown {
+    const err = writeError(e, this.outDir);
+    if (!(err instanceof PeftError) || (err.code !== 'E_NO_SPACE' && err.code !== 'E_IO')) return err;
+    const fix = err.code === 'E_NO_SPACE' ? 'free some space' : 'fix that';
+    const next = this.lastCheckpoint
+      ? `the run is kept in ${this.lastCheckpoint.dir} (step ${this.lastCheckpoint.step}): ${fix}, then run the same command with --resume`
+      : 'no checkpoint was saved, so there is nothing to --resume (--save-every N keeps checkpoints)';
+    return new PeftError(err.code, `${err.message}; ${next}`, { cause: e });
   }
 
   /** The micro-batches of the next step: up to gradAccum, never across an epoch's end. */

@@ -20,7 +20,10 @@ export interface LossContext {
   dropoutSeed: number;
 }
 
-export type CheckpointReason = 'periodic' | 'interrupt' | 'nonfinite';
+/** The command named in a run folder's marker and lock (io/output-marker.ts, io/output-lock.ts). */
+export const TRAIN_COMMAND = 'train';
+
+export type CheckpointReason = 'periodic' | 'interrupt' | 'nonfinite' | 'final';
 
 export type TrainEvent =
   | { type: 'start'; step: number; totalSteps: number; stepsPerEpoch: number; resumedFrom?: string }

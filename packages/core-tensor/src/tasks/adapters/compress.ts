@@ -13,7 +13,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withAtomicOutput } from '../../io/atomic.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
 import { fsError } from '../../io/safetensors-reader.js';
 import { resolveOptions, type ResolvedOptions } from '../../plugin/options.js';
 import type { Registry } from '../../plugin/registry.js';
@@ -78,6 +78,11 @@ function readme(r: CompressReport): string {
 }
 
 export async function compressAdapter(opts: CompressAdapterOptions, registry: Registry): Promise<CompressReport> {
+  const spec = { command: 'compress', out: opts.out, inputs: [opts.adapter, opts.base], force: opts.force };
+  return withOutput(spec, (output) => compressInto(output, opts, registry));
+}
+
+async function compressInto(output: Output, opts: CompressAdapterOptions, registry: Registry): Promise<CompressReport> {
   const t0 = performance.now();
   const compressor = registry.get('compressor', opts.method);
   const options = resolveOptions(compressor.name, compressor.options, opts.options ?? {});
@@ -95,13 +100,13 @@ export async function compressAdapter(opts: CompressAdapterOptions, registry: Re
     bitsPerParam: (8 * bytes.length) / params, payloadBitsPerParam: (8 * coded.payload.length) / params,
     entropyBitsPerParam: coded.boundBits, seconds: 0,
   };
-  await withAtomicOutput(opts.out, { force: opts.force }, async (tmp) => {
+  await output.write(async (tmp) => {
     for (const [name, data] of [[COMPRESSED_FILE, bytes], ['README.md', readme(r)]] as const) {
       await writeFile(join(tmp, name), data).catch((e) => {
         throw fsError(e, join(tmp, name), 'writing');
       });
     }
-  });
+  }, { neededBytes: () => bytes.length });
   r.seconds = (performance.now() - t0) / 1000;
   return r;
 }

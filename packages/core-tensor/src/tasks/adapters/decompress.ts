@@ -18,9 +18,10 @@ import { getBackend, fromF32, toF32 } from '../../backend/index.js';
 import { numel, type Dtype, type NamedRawTensor } from '../../dtype.js';
 import { inputError, PeftError } from '../../errors.js';
 import { checkFinite, checkFiniteRaw } from '../../finite.js';
-import { copyAuxFiles, withAtomicOutput } from '../../io/atomic.js';
+import { copyAuxFiles } from '../../io/atomic.js';
 import { checkConfigTensors } from '../../io/hf-config.js';
 import { openModelFolder, type ModelFolder } from '../../io/model-folder.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
 import { writePeftAdapter } from '../../io/peft-adapter.js';
 import { pyJsonDumps } from '../../io/py-json.js';
 import { openRegularFile, readRegularFile } from '../../io/regular-file.js';
@@ -110,6 +111,11 @@ function encodeAs(values: Float32Array, dtype: Dtype, mode: 'f32' | 'original'):
 }
 
 export async function decompressAdapter(opts: DecompressOptions, registry: Registry): Promise<DecompressReport> {
+  const spec = { command: 'compress --decompress', out: opts.out, inputs: [opts.input, opts.base], force: opts.force };
+  return withOutput(spec, (output) => decompressInto(output, opts, registry));
+}
+
+async function decompressInto(output: Output, opts: DecompressOptions, registry: Registry): Promise<DecompressReport> {
   const { file, header, payload } = await readContainer(opts.input);
   const report = { kind: header.kind, method: header.method, tensors: header.tensors.length, params: header.params, kept: header.kept, out: opts.out };
   if (header.kind === 'adapter') {
@@ -118,14 +124,14 @@ export async function decompressAdapter(opts: DecompressOptions, registry: Regis
     const updates = decodeUpdates(header, payload, file, registry);
     const mode = opts.dtype ?? 'f32';
     const tensors: NamedRawTensor[] = header.tensors.map((t, i) => ({ name: t.name, shape: t.shape, ...encodeAs(updates[i], t.dtype, mode) }));
-    await writePeftAdapter(opts.out, { config: header.config, tensors, floatKeys: header.float_keys, force: opts.force });
+    await writePeftAdapter(output, { config: header.config, tensors, floatKeys: header.float_keys });
     return report;
   }
   if (!opts.base) throw inputError('E_INPUT', 'holds a full-model delta: pass the base model it was taken against (--base)', file);
   const base = await openModelFolder(opts.base);
   try {
     checkAgainstBase(header, base, file);
-    await writeModelDelta(header, decodeUpdates(header, payload, file, registry), base, opts);
+    await writeModelDelta(output, header, decodeUpdates(header, payload, file, registry), base, opts);
   } finally {
     await base.close();
   }
@@ -147,9 +153,10 @@ function checkAgainstBase(header: ContainerHeader, base: ModelFolder, file: stri
 }
 
 /** base + delta for every tensor, in the base's tensor order, into a model folder. */
-async function writeModelDelta(header: ContainerHeader, updates: Float32Array[], base: ModelFolder, opts: DecompressOptions): Promise<void> {
+async function writeModelDelta(output: Output, header: ContainerHeader, updates: Float32Array[], base: ModelFolder, opts: DecompressOptions): Promise<void> {
   const index = new Map(header.tensors.map((t, i) => [t.name, i]));
-  await withAtomicOutput(opts.out, { force: opts.force }, async (tmp) => {
+  const neededBytes = () => 2 * header.tensors.reduce((n, t) => n + numel(t.shape) * (t.dtype === 'F32' || opts.dtype === 'f32' ? 4 : 2), 0);
+  await output.write(async (tmp) => {
     const writer = new ShardedWriter(tmp);
     try {
       for (const name of base.tensorNames) {
@@ -169,7 +176,7 @@ async function writeModelDelta(header: ContainerHeader, updates: Float32Array[],
     }
     await writeFile(join(tmp, 'config.json'), pyJsonDumps(header.config, { floatKeys: header.float_keys }));
     await copyAuxFiles(base, tmp);
-  });
+  }, { neededBytes });
 }
 
 export interface CompressedSummary {

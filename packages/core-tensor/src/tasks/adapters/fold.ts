@@ -14,7 +14,8 @@
  * it is read (stored bytes, or the dequantized weight), and in every tensor as it is written (a fold
  * that overflows the output dtype). Tensors of modules an adapter does not target are not applied
  * and reported in `warnings`.
- * Peak memory: the adapters plus about three copies of the largest tensor. Output is atomic.
+ * Peak memory: the adapters plus about three copies of the largest tensor. Output is atomic, and
+ * --out is checked against the base and the adapters and locked before any is read.
  * Not here: how an adapter's keys become ΔW (its method's delta()), merging adapters (merge-adapters.ts).
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -24,7 +25,8 @@ import type { Backend } from '../../backend/types.js';
 import { type Dtype, type NamedRawTensor, type RawTensor } from '../../dtype.js';
 import { inputError } from '../../errors.js';
 import { checkFinite, checkFiniteRaw } from '../../finite.js';
-import { copyAuxFiles, withAtomicOutput } from '../../io/atomic.js';
+import { copyAuxFiles } from '../../io/atomic.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
 import { openModelFolder, type ModelFolder } from '../../io/model-folder.js';
 import { floatKeysOf, pyJsonDumps } from '../../io/py-json.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
@@ -203,6 +205,11 @@ function outputConfig(base: ModelFolder, opts: FoldOptions): Record<string, unkn
 }
 
 export async function foldAdapters(opts: FoldOptions, registry: Registry): Promise<FoldReport> {
+  const spec = { command: 'merge', out: opts.out, inputs: [opts.base, ...opts.adapters], force: opts.force };
+  return withOutput(spec, (output) => foldInto(output, opts, registry));
+}
+
+async function foldInto(output: Output, opts: FoldOptions, registry: Registry): Promise<FoldReport> {
   const t0 = performance.now();
   if (!opts.adapters.length) throw inputError('E_INPUT', 'no adapter to fold (pass at least one --adapter)');
   const base = await openModelFolder(opts.base);
@@ -214,9 +221,14 @@ export async function foldAdapters(opts: FoldOptions, registry: Registry): Promi
     for (const [m, list] of deltas) {
       if (!modules.has(m) && !base.has(`${m}.weight`)) throw inputError('E_INPUT', `module ${m} of the adapter has no weight ${m}.weight in the base ${opts.base}`, list[0].dir);
     }
-    const report = await withAtomicOutput(opts.out, { force: opts.force }, async (tmp) => {
+    let done: FoldReport | undefined;
+    const inputBytes = base.tensorNames.reduce((n, t) => n + base.info(t).byteLength, 0);
+    // Bytes per tensor so far times the tensors, twice (a shard and its spill file coexist).
+    const neededBytes = () => 2 * (done?.tensors ? (done.bytesOut / done.tensors) * base.tensorNames.length : inputBytes);
+    const report = await output.write(async (tmp) => {
       const writer = new ShardedWriter(tmp, { maxShardBytes: opts.maxShardBytes });
       const f = new Folder(opts, registry, base, deltas, writer);
+      done = f.report;
       try {
         const seen = new Set<string>();
         for (const name of base.tensorNames) {
@@ -236,7 +248,7 @@ export async function foldAdapters(opts: FoldOptions, registry: Registry): Promi
       await writeFile(join(tmp, 'config.json'), pyJsonDumps(outputConfig(base, opts), { floatKeys }));
       await copyAuxFiles(base, tmp);
       return f.report;
-    });
+    }, { neededBytes });
     report.warnings = warnings;
     report.seconds = (performance.now() - t0) / 1000;
     return report;

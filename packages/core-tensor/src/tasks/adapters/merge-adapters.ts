@@ -24,6 +24,7 @@ import { inputError, PeftError } from '../../errors.js';
 import { checkFinite, checkFiniteRaw } from '../../finite.js';
 import { hashString } from '../../random/rng.js';
 import { writePeftAdapter } from '../../io/peft-adapter.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
 import { lowRankApprox } from '../../linalg/index.js';
 import type { LowRankDelta, MethodDef } from '../../plugin/method.js';
 import type { MergerDef } from '../../plugin/merger.js';
@@ -181,6 +182,10 @@ function checkRoundTrip(method: MethodDef, written: { config: Record<string, unk
 }
 
 export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Registry): Promise<MergeAdaptersReport> {
+  return withOutput({ command: 'merge', out: opts.out, inputs: opts.adapters, force: opts.force }, (output) => mergeAdaptersInto(output, opts, registry));
+}
+
+async function mergeAdaptersInto(output: Output, opts: MergeAdaptersOptions, registry: Registry): Promise<MergeAdaptersReport> {
   const t0 = performance.now();
   if (opts.adapters.length < 1) throw inputError('E_INPUT', 'no adapters to merge');
   const weights = opts.weights ?? opts.adapters.map(() => 1);
@@ -212,7 +217,7 @@ export async function mergeAdapters(opts: MergeAdaptersOptions, registry: Regist
   const written = method.fromDelta(deltas, likeConfig(inputs[0].adapter.config, deltas));
   checkRoundTrip(method, written, deltas, opts.out);
   for (const t of written.tensors) checkFiniteRaw(t, { what: `the merged tensor ${t.name}`, code: 'E_INPUT', hint: 'the weighted updates overflow its dtype' });
-  await writePeftAdapter(opts.out, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys, force: opts.force });
+  await writePeftAdapter(output, { config: written.config, tensors: written.tensors, floatKeys: inputs[0].adapter.floatKeys });
   return {
     method: job.def.name, adapters: inputs.length, modules: deltas.length, rank: deltas.reduce((m, d) => Math.max(m, d.r), -Infinity),
     relError: norm2 > 0 ? Math.sqrt(err2 / norm2) : 0, perModule, seconds: (performance.now() - t0) / 1000,

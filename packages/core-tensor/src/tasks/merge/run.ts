@@ -5,8 +5,9 @@
  * dtype and append to sharded safetensors. Peak memory is about (inputs + 1) x the largest tensor
  * in f32, never a model. The folder (weights, config.json of the base or first model without its
  * quantization_config, the tokenizer source's tokenizer files, mergekit_config.yml) appears
- * atomically, or not at all. Non-finite values are refused by name (exit 2): in each input tensor as
- * it is read (after the f32 conversion or dequantization), and in each merged tensor as encoded.
+ * atomically, or not at all; --out is checked against every input and locked before any is read. Non-finite
+ * values are refused by name (exit 2): in each input tensor as it is read (after the f32 conversion or
+ * dequantization), and in each merged tensor as encoded.
  * Not here: the math (plugin merger entries), recipe parsing (recipe.ts).
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -16,7 +17,8 @@ import type { Backend } from '../../backend/types.js';
 import { bytesOf, numel, type Dtype } from '../../dtype.js';
 import { PeftError } from '../../errors.js';
 import { checkFinite, checkFiniteRaw } from '../../finite.js';
-import { withAtomicOutput, copyAuxFiles } from '../../io/atomic.js';
+import { copyAuxFiles } from '../../io/atomic.js';
+import { withOutput, type Output } from '../../io/output-guard.js';
 import { floatKeysOf, pyJsonDumps } from '../../io/py-json.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
 import { hashString } from '../../random/rng.js';
@@ -33,8 +35,10 @@ export interface RunMergeOptions {
   seed?: number;
   /** Output dtype; overrides the plan's out_dtype / dtype. Default: each tensor's dtype in the base (or first) model. */
   dtype?: MergeDtype;
-  /** Replace an existing output folder. */
+  /** Replace an existing output folder (only an earlier `peft merge` output). */
   force?: boolean;
+  /** Files the caller read to build the plan (the recipe): --out may not hold them either. */
+  inputs?: string[];
   backend?: Backend;
   maxShardBytes?: number;
   onProgress?: (e: MergeProgress) => void;
@@ -98,6 +102,11 @@ function buffersFor(job: PreparedMerge): Buffers {
 }
 
 export async function runMerge(plan: MergePlan, registry: Registry, opts: RunMergeOptions): Promise<MergeReport> {
+  const inputs = [plan.base, ...plan.models.map((m) => m.path), ...(opts.inputs ?? [])];
+  return withOutput({ command: 'merge', out: opts.out, inputs, force: opts.force }, (output) => mergeInto(output, plan, registry, opts));
+}
+
+async function mergeInto(output: Output, plan: MergePlan, registry: Registry, opts: RunMergeOptions): Promise<MergeReport> {
   const t0 = performance.now();
   const job = await prepareMerge(plan, registry);
   try {
@@ -106,10 +115,12 @@ export async function runMerge(plan: MergePlan, registry: Registry, opts: RunMer
       method: job.def.name, out: opts.out, seed: opts.seed ?? 0, dtype: outDtype ?? 'as input', tensors: job.tensors.length,
       bytesIn: 0, bytesOut: 0, largestTensorBytes: 0, seconds: 0, mbPerSecond: 0, check: job.report,
     };
-    await withAtomicOutput(opts.out, { force: opts.force ?? false }, async (tmp) => {
+    const f32 = (name: string) => (outDtype ? outDtype === 'f32' : job.reference.info.get(name)?.floatDtype === 'F32');
+    const neededBytes = () => 2 * job.tensors.reduce((n, p) => n + numel(p.shape) * (f32(p.name) ? 4 : 2), 0); // a shard and its spill
+    await output.write(async (tmp) => {
       await writeTensors(job, opts, outDtype, tmp, r);
       await writeSideFiles(job, plan, outDtype, tmp);
-    });
+    }, { neededBytes });
     r.seconds = (performance.now() - t0) / 1000;
     r.mbPerSecond = r.bytesIn / 1e6 / r.seconds;
     return r;
