@@ -59,6 +59,7 @@ bench: build bench-deps
 	node scripts/bench-step.mjs
 	node scripts/bench-lora.mjs
 	node scripts/bench-merge.mjs
+	node scripts/bench-rsvd.mjs
 
 clean:
 	rm -rf .tmp packages/*/dist packages/kernels-napi/*.node packages/kernels-napi/target
