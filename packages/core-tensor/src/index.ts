@@ -5,6 +5,7 @@
  */
 export * from './errors.js';
 export * from './dtype.js';
+export { hashString, Xoshiro128 } from './fixtures/rng.js';
 export * from './backend/index.js';
 export * from './quant/index.js';
 export * from './io/index.js';

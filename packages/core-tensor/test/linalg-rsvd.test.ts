@@ -16,7 +16,7 @@ import { referenceTrainKernels } from '../src/backend/reference-train/index.js';
 import type { TrainKernels } from '../src/backend/train-kernels.js';
 import { SafetensorsFile } from '../src/io/safetensors-reader.js';
 import { randomizedSvd } from '../src/linalg/index.js';
-import { DYNAMIC_MAP } from '../src/quant/tables.js';
+import { DYNAMIC_MAP } from '../src/quant/index.js';
 import { maxAbsDiff, orthoDefect, randomMatrix } from './linalg-helpers.js';
 import { transpose } from '../src/linalg/matrix.js';
 
@@ -42,7 +42,7 @@ describe.each(KERNELS)('randomizedSvd on the %s kernels', (_label, kernels) => {
   it.each(Object.entries(CASES))('%s spectrum: top-r singular values within 1e-3 of numpy', (name, { m, n, rank }) => {
     const a = fixture.get(`${name}.a`) as Float32Array;
     const want = fixture.get(`${name}.s`) as Float64Array;
-    const f = randomizedSvd(a, m, n, rank, { kernels, seed: 3 });
+    const f = randomizedSvd(kernels, a, m, n, rank, { seed: 3 });
     for (let j = 0; j < rank; j++) expect(Math.abs(f.S[j] - want[j]) / want[j], `sigma_${j}`).toBeLessThan(1e-3);
     expect(orthoDefect(Float64Array.from(f.U), m, rank)).toBeLessThan(1e-5);
     expect(orthoDefect(transpose(f.Vt, rank, n), n, rank)).toBeLessThan(1e-5);
@@ -55,14 +55,14 @@ describe.each(KERNELS)('randomizedSvd on the %s kernels', (_label, kernels) => {
 
   it('is a function of the matrix and the seed', () => {
     const a = f32(40, 30, 1);
-    const x = randomizedSvd(a, 40, 30, 5, { kernels, seed: 9 });
-    expect(randomizedSvd(a, 40, 30, 5, { kernels, seed: 9 })).toEqual(x);
-    expect(randomizedSvd(a, 40, 30, 5, { kernels, seed: 10 }).U).not.toEqual(x.U);
+    const x = randomizedSvd(kernels, a, 40, 30, 5, { seed: 9 });
+    expect(randomizedSvd(kernels, a, 40, 30, 5, { seed: 9 })).toEqual(x);
+    expect(randomizedSvd(kernels, a, 40, 30, 5, { seed: 10 }).U).not.toEqual(x.U);
   });
 
   it('refuses a rank outside 1..min(m, n) and wrong lengths (E_INPUT)', () => {
     const a = f32(6, 4, 2);
-    expect(() => randomizedSvd(a, 6, 4, 5, { kernels })).toThrow(/rank must be in 1\.\.4/);
+    expect(() => randomizedSvd(kernels, a, 6, 4, 5)).toThrow(/rank must be in 1\.\.4/);
     expect(() => kernels.rsvd(new Float32Array(6), new Float32Array(1), new Float32Array(4), a, 6, 4, 1, 2, 65, 0)).toThrow(/powerIters must be at most 64/);
     expect(() => kernels.rsvd(new Float32Array(5), new Float32Array(1), new Float32Array(4), a, 6, 4, 1, 2, 1, 0)).toThrow(/u has 5 elements, expected 6/);
   });
@@ -87,7 +87,7 @@ describe.runIf(KERNELS.length === 2)('native and reference randomized SVDs', () 
   it('draw the same test matrix and agree to f32 rounding', () => {
     const [m, n, r] = [120, 90, 12];
     const a = f32(m, n, 5);
-    const [x, y] = KERNELS.map(([, k]) => randomizedSvd(a, m, n, r, { kernels: k, seed: 77 }));
+    const [x, y] = KERNELS.map(([, k]) => randomizedSvd(k, a, m, n, r, { seed: 77 }));
     expect(maxAbsDiff(x.S, y.S) / x.S[0]).toBeLessThan(1e-5);
     expect(maxAbsDiff(x.U, y.U)).toBeLessThan(1e-3);
     expect(maxAbsDiff(x.Vt, y.Vt)).toBeLessThan(1e-3);

@@ -6,7 +6,7 @@
  * Not here: Tensor ops or gradients (ops/), GEMM kernels (backend/).
  */
 export { svd, type Svd } from './svd.js';
-export { randomizedSvd, RSVD_DEFAULTS, type RandomizedSvd, type RandomizedSvdOptions } from './rsvd.js';
+export { randomizedSvd, RSVD_DEFAULTS, type RandomizedSvd, type RandomizedSvdOptions, type RsvdKernels } from './rsvd.js';
 export { canonicalQr, qr, type Qr } from './qr.js';
 export { factorsOf, lowRankApprox, svdOfProduct, type LowRankFactors } from './lowrank.js';
 export { matmul as matmulF64, transpose as transposeF64 } from './matrix.js';
