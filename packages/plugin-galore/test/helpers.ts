@@ -48,7 +48,7 @@ export const KERNELS: [string, TrainKernels][] = [
 ];
 
 /** Fresh trainable tensors with the given values. */
-export function makeParams(values: readonly [string, readonly number[], ArrayLike<number>][]): [string, Tensor][] {
+export function makeParams(values: readonly (readonly [string, readonly number[], ArrayLike<number>])[]): [string, Tensor][] {
   return values.map(([name, shape, data]) => [name, tensor(data, shape, { requiresGrad: true })]);
 }
 

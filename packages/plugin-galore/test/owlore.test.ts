@@ -54,7 +54,7 @@ describe.each(KERNELS)('the owlore optimizer on the %s kernels', (_label, kernel
     const params = owlParams();
     const opt = optimizerFor(owloreOptimizer, params, options, kernels, 111);
     for (let step = 1; step <= 9; step++) {
-      const active = opt.activeParams!(step);
+      const active = opt.activeParams!(step)!;
       const layers = [...new Set([...active].map((n) => Number(/layers\.(\d+)\./.exec(n)![1])))];
       expect(layers.sort()).toEqual([...SAMPLES[`owl.seed111.event${Math.floor((step - 1) / 3)}`]].sort());
       const before = params.map(([, t]) => t.data.slice());
@@ -95,6 +95,6 @@ describe.each(KERNELS)('the owlore optimizer on the %s kernels', (_label, kernel
     const lora = makeParams([0, 1].map((l) => [`base_model.model.model.layers.${l}.self_attn.q_proj.lora_A.weight`, [4, 8], new Float32Array(32).fill(0.1)] as const));
     expect(() => optimizerFor(owloreOptimizer, lora, { ...options, active_layers: 1 }, kernels)).toThrow(/give outlier_scores/);
     const ok = optimizerFor(owloreOptimizer, lora, { ...options, active_layers: 1, outlier_scores: '0.2,0.3' }, kernels);
-    expect(ok.activeParams!(1).size).toBe(1);
+    expect(ok.activeParams!(1)!.size).toBe(1);
   });
 });

@@ -2,17 +2,18 @@ import { Args, Flags } from '@oclif/core';
 import { PeftCommand } from '../base-command.js';
 import { bytes, count, table } from '../format.js';
 import { numberFlag } from '../numbers.js';
+import { routeSetPairs } from '../set-options.js';
 import { loadRegistry } from '../registry.js';
 import { progressPrinter } from '../train-progress.js';
 import { readRecipe, type Recipe } from '../train-recipe.js';
-import { routeSetPairs } from '../set-options.js';
 
 export default class Train extends PeftCommand {
   static override summary = 'Fine-tune a model with an adapter method (LoRA by default; QLoRA on a folder written by `peft quantize`).';
   static override description =
     'Reads JSON lines {"text"}, {"prompt","completion"} (loss on the completion) or {"messages"} (loss on assistant turns). ' +
     'Writes OUT/adapter (a Hugging Face PEFT folder), OUT/metrics.jsonl, OUT/loss.svg and OUT/checkpoints/. Ctrl-C saves a ' +
-    'checkpoint; --resume continues it with identical losses. Method and optimizer options come from `peft methods` (--set key=value or a recipe).';
+    'checkpoint; --resume continues it with identical losses. Method and optimizer options come from `peft methods` (--set key=value or a recipe); ' +
+    '--set gives a key only the optimizer has (or optimizer.KEY=VALUE) to the optimizer.';
 
   static override examples = [
     '<%= config.bin %> train ./tiny-llama-nf4 --data train.jsonl --out runs/a --steps 200 --lr 2e-4',
@@ -42,7 +43,7 @@ export default class Train extends PeftCommand {
     schedule: Flags.string({ description: 'learning-rate schedule [default: linear]', options: ['constant', 'constant_with_warmup', 'linear', 'cosine'] }),
     seed: Flags.integer({ description: 'seed of data order, initialisation and dropout [default: 42]' }),
     'seq-len': Flags.integer({ description: 'longest row in tokens [default: 512]', min: 2 }),
-    set: Flags.string({ description: 'method or optimizer option key=value (repeatable; optimizer.key=value for a key both have)', multiple: true }),
+    set: Flags.string({ description: 'method option key=value (repeatable)', multiple: true }),
     steps: Flags.integer({ description: 'optimizer steps', min: 1 }),
     'val-data': Flags.string({ description: 'validation JSONL file' }),
     'val-split': Flags.string({ description: 'fraction of the rows held out for validation, in [0, 0.5)' }),
