@@ -23,7 +23,7 @@ native: install
 
 ts: install
 	$(PNPM) --filter @peft/core-tensor run build
-	$(PNPM) --filter @peft/plugin-lora --filter @peft/plugin-merge run build
+	$(PNPM) --filter @peft/plugin-lora --filter @peft/plugin-merge --filter @peft/plugin-galore run build
 	$(PNPM) --filter @peft/cli run build
 
 build: native ts
@@ -75,6 +75,7 @@ bench: build bench-deps
 	node scripts/bench-step.mjs
 	node scripts/bench-lora.mjs
 	node scripts/bench-merge.mjs
+	node scripts/bench-rsvd.mjs
 
 clean:
 	rm -rf .tmp packages/*/dist packages/kernels-napi/*.node packages/kernels-napi/target

@@ -203,3 +203,20 @@ export function alloc(bytes: number): ArrayBuffer;
 export function free(buffer: ArrayBuffer): void;
 /** Bytes held by alloc() buffers not yet freed or collected (for leak tests). */
 export function allocatedBytes(): number;
+
+// ---- Linear algebra on the GEMM kernels (src/linalg, src/binding_linalg.rs) -------------------
+// The contract is core-tensor's src/backend/train-kernels.ts (TrainKernels.rsvd).
+
+/**
+ * Randomized truncated SVD (Halko, Martinsson & Tropp 2011) of a [m,n] (row-major f32): the top
+ * `rank` (1..min(m,n)) triplets into u [m,rank], s [rank] (descending) and vt [rank,n]. Gaussian
+ * range finder with `oversample` extra columns and `powerIters` (0..64) re-orthonormalised power
+ * iterations, then an exact SVD of the small projected matrix; products with A on gemm, the thin
+ * factors in f64. Ω is drawn from xoshiro128** seeded with `seed` (u32): the same seed gives the same
+ * bits. Signs: each column of u has its largest-|.| entry positive (vt's row flipped with it). NaN or
+ * inf in a gives NaN everywhere.
+ */
+export function rsvd(
+  u: Float32Array, s: Float32Array, vt: Float32Array, a: Float32Array,
+  m: number, n: number, rank: number, oversample: number, powerIters: number, seed: number,
+): void;

@@ -7,6 +7,7 @@
 use std::ffi::CStr;
 
 use crate::binding_gemm as gemm;
+use crate::binding_linalg as linalg;
 use crate::binding_ops as ops;
 use crate::convert::{self, Conv};
 use crate::error::{Error, Result};
@@ -57,6 +58,8 @@ pub static EXPORTS: &[Export] = &[
     Export { name: c"alloc", arity: 1, f: gemm::alloc },
     Export { name: c"free", arity: 1, f: gemm::free },
     Export { name: c"allocatedBytes", arity: 0, f: gemm::allocated_bytes },
+    // Linear algebra on the GEMM kernels (binding_linalg.rs).
+    Export { name: c"rsvd", arity: 10, f: linalg::rsvd },
 ];
 
 /// Largest integer a JS number holds exactly.

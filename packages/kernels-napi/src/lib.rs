@@ -2,7 +2,8 @@
 //!
 //! What is here: bitsandbytes-compatible quantizers (`quant`), float format
 //! conversions (`convert`), training ops (`ops`: RMSNorm, SwiGLU, RoPE, attention,
-//! cross-entropy, AdamW; bound in `binding_ops`), the run-time SIMD choice (`simd`), a persistent
+//! cross-entropy, AdamW; bound in `binding_ops`), a randomized truncated SVD on the GEMM kernels
+//! (`linalg`; bound in `binding_linalg`), the run-time SIMD choice (`simd`), a persistent
 //! thread pool (`pool`), one error type (`error`), and the JS binding
 //! (`binding`, over the only Node-API declarations, `ffi`).
 //! What is not: anything about tensors, models or files; that is core-tensor's job.
@@ -15,6 +16,7 @@
 pub mod convert;
 pub mod error;
 pub mod gemm;
+pub mod linalg;
 pub mod memory;
 pub mod ops;
 pub mod pool;
@@ -33,6 +35,8 @@ compile_error!("the `cuda` feature is reserved: CUDA kernels are not written yet
 mod binding;
 #[cfg(not(test))]
 mod binding_gemm;
+#[cfg(not(test))]
+mod binding_linalg;
 #[cfg(not(test))]
 mod binding_ops;
 #[cfg(not(test))]

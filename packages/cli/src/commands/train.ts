@@ -3,6 +3,7 @@ import type { TrainRecipe, TrainRecipeKey } from '@peft/core-tensor';
 import { PeftCommand } from '../base-command.js';
 import { bytes, count, table } from '../format.js';
 import { numberFlag } from '../numbers.js';
+import { routeSetPairs } from '../set-options.js';
 import { loadRegistry } from '../registry.js';
 import { progressPrinter } from '../train-progress.js';
 
@@ -11,7 +12,8 @@ export default class Train extends PeftCommand {
   static override description =
     'Reads JSON lines {"text"}, {"prompt","completion"} (loss on the completion) or {"messages"} (loss on assistant turns). ' +
     'Writes OUT/adapter (a Hugging Face PEFT folder), OUT/metrics.jsonl, OUT/loss.svg and OUT/checkpoints/. Ctrl-C saves a ' +
-    'checkpoint; --resume continues it with identical losses. Method options come from `peft methods` (--set key=value or a recipe).';
+    'checkpoint; --resume continues it with identical losses. Method and optimizer options come from `peft methods` (--set key=value or a recipe); ' +
+    '--set gives a key only the optimizer has (or optimizer.KEY=VALUE) to the optimizer.';
 
   static override examples = [
     '<%= config.bin %> train ./tiny-llama-nf4 --data train.jsonl --out runs/a --steps 200 --lr 2e-4',
@@ -59,12 +61,16 @@ export default class Train extends PeftCommand {
     const out = pick(f.out, 'out');
     if (!data) throw new core.PeftError('E_INPUT', 'missing --data (or `data:` in the recipe)');
     if (!out) throw new core.PeftError('E_INPUT', 'missing --out (or `out:` in the recipe)');
-    const methodOptions = { ...(r.options ?? {}), ...core.parseSetPairs(f.set ?? []) };
-    const live = !this.jsonEnabled() && process.stderr.isTTY ? progressPrinter(process.stderr) : undefined;
     const registry = await loadRegistry(this.config);
+    const method = pick(f.method, 'method');
+    const optimizer = pick(f.optimizer, 'optimizer');
+    const set = routeSetPairs(core.parseSetPairs(f.set ?? []), registry.get('method', method ?? 'lora').options,
+      registry.get('optimizer', optimizer ?? 'adamw').options);
+    const methodOptions = { ...(r.options ?? {}), ...set.method };
+    const live = !this.jsonEnabled() && process.stderr.isTTY ? progressPrinter(process.stderr) : undefined;
     const s = await core.runTrain({
-      modelDir: args.model, dataFile: data, outDir: out, method: pick(f.method, 'method'), methodOptions,
-      optimizer: pick(f.optimizer, 'optimizer'), optimizerOptions: r.optimizer_options,
+      modelDir: args.model, dataFile: data, outDir: out, method, methodOptions,
+      optimizer, optimizerOptions: { ...(r.optimizer_options ?? {}), ...set.optimizer },
       steps: pick(f.steps, 'steps'), epochs: pick(f.epochs, 'epochs'),
       lr: pick(await numberFlag('lr', f.lr), 'lr', 2e-4)!, batchSize: pick(f.batch, 'batch', 8)!,
       gradAccum: pick(f['grad-accum'], 'grad_accum'), seqLen: pick(f['seq-len'], 'seq_len'), packing: pick(f.packing, 'packing'),

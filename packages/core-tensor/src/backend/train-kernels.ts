@@ -82,6 +82,28 @@ export interface TrainKernels {
    */
   adamwStep(param: F, grad: F, m: F, v: F, n: number, lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, step: number): void;
+
+  /**
+   * Blockwise 8-bit quantization of x (n) against `code` (256 ascending values, e.g. bitsandbytes'
+   * signed / unsigned dynamic maps): outAbsmax[b] = max |x| over block b (ceil(n / blocksize) blocks),
+   * outCodes[i] = #{midpoints of code < x[i] * (1 / absmax)} (backend/types.ts quantizeBlockwise8,
+   * bit for bit). 8-bit optimizer states (GaLore-8bit) requantize their moments with it. The argument
+   * order is kernels-napi's existing export (inputs first), the one exception to outputs-first.
+   */
+  quantizeBlockwise8(x: Float32Array, code: Float32Array, blocksize: number, outCodes: Uint8Array, outAbsmax: Float32Array): void;
+  /** out[i] = code[codes[i]] * absmax[floor(i / blocksize)]; n = out.length = codes.length, absmax: ceil(n / blocksize). */
+  dequantizeBlockwise8(codes: Uint8Array, absmax: Float32Array, code: Float32Array, blocksize: number, out: Float32Array): void;
+
+  /**
+   * Randomized truncated SVD (Halko, Martinsson & Tropp 2011) of a [m,n]: the top `rank` (1..min(m,n))
+   * triplets into u [m,rank], s [rank] (descending), vt [rank,n]. Gaussian range finder with `oversample`
+   * extra columns (Ω from xoshiro128** seeded with `seed`, a u32), `powerIters` (0..64) re-orthonormalised
+   * power iterations, an exact SVD of the small projected matrix. Each column of u has its largest-|.|
+   * entry positive (vt's row flipped with it). Native and reference draw the same Ω and agree to f32
+   * rounding; the same arguments give the same bits. NaN / inf in a gives NaN outputs.
+   */
+  rsvd(u: Float32Array, s: Float32Array, vt: Float32Array, a: Float32Array, m: number, n: number, rank: number,
+    oversample: number, powerIters: number, seed: number): void;
 }
 
 /** Native memory (kernels-napi only): 64-byte aligned, owned by Rust, reported to V8 as external memory. */

@@ -9,3 +9,4 @@ export {
   isScheduleName, lrAt, lrFactor, resolveWarmupSteps, SCHEDULES, type ScheduleName, type ScheduleOptions,
 } from './schedule.js';
 export { clipGradNorm, gradNorm } from './clip.js';
+export { fma32 } from './f32.js';

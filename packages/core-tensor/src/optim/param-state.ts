@@ -36,9 +36,10 @@ export interface UpdateRule {
   /**
    * Updates p (the parameter, flat, of `shape`) in place from g (same length). `state`: the slots, in
    * order; `lr`: the schedule's lr times the group's lrScale; `step`: the 1-based number of this
-   * parameter's update (torch counts per parameter; a step without grad does not count).
+   * parameter's update (torch counts per parameter; a step without grad does not count); `name`: the
+   * parameter's (rules that draw random numbers seed them from it and the step, so a resumed run repeats them).
    */
-  update(p: Float32Array, g: Float32Array, state: StateArray[], lr: number, step: number, shape: readonly number[]): void;
+  update(p: Float32Array, g: Float32Array, state: StateArray[], lr: number, step: number, shape: readonly number[], name: string): void;
 }
 
 /** Parameters updated by one rule at one lr scale (a torch param group). */
@@ -159,7 +160,7 @@ export function createParamOptimizer(name: string, groups: readonly RuleGroup[])
         if (!g) continue;
         if (g.dtype !== 'f32') throw new PeftError('E_RUNTIME', `${name}: grad of "${e.name}" is ${g.dtype}, expected f32`);
         e.step++;
-        e.group.rule.update(e.tensor.data as Float32Array, g.data as Float32Array, e.state, lr * e.group.lrScale, e.step, e.tensor.shape);
+        e.group.rule.update(e.tensor.data as Float32Array, g.data as Float32Array, e.state, lr * e.group.lrScale, e.step, e.tensor.shape, e.name);
       }
     },
     stateSpec: () => new Map(spec),

@@ -34,6 +34,15 @@ export interface OptimizerState {
 export interface Optimizer {
   /** One update of every parameter from its grad (a parameter without grad is skipped). */
   step(lr: number): void;
+  /**
+   * Optional, for optimizers that update only some parameters at a step (OwLore's sampled layers): the
+   * names of the parameters step `step` (1-based, the trainer's global step) will update. The trainer
+   * asks before the step's forward pass and computes grads for these only (the others have
+   * requiresGrad off for that step, so no grad buffers and no weight-gradient GEMMs); undefined, or no
+   * such method, means all. A pure function of the step and the optimizer's settings, so a resumed run
+   * asks again and gets the same answer.
+   */
+  activeParams?(step: number): ReadonlySet<string> | undefined;
   /** The dtype and shape of every tensor stateDict() gives, by name (a checkpoint is checked against it before it is read). */
   stateSpec(): Map<string, StateSpec>;
   /** A snapshot (copies), not a view of the live state. */

@@ -59,6 +59,17 @@ export function accumulate(job: TrainJob, batches: readonly Batch[], step: numbe
   return { loss, tokens };
 }
 
+/**
+ * Gives grads this step only to the params the optimizer will update (Optimizer.activeParams, e.g.
+ * OwLore's sampled layers): the others get requiresGrad off until the next step asks again. Nothing
+ * happens for an optimizer without activeParams.
+ */
+export function selectTrainedParams(job: TrainJob, step: number): void {
+  if (!job.optimizer.activeParams) return;
+  const active = job.optimizer.activeParams(step);
+  for (const [name, p] of job.params) p.requiresGrad = active === undefined || active.has(name);
+}
+
 /** Frees every param's grad (torch's zero_grad(set_to_none=True)): the next backward writes fresh ones. */
 export function zeroGrads(params: readonly [string, Tensor][]): void {
   for (const [, p] of params) {

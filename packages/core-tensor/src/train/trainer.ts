@@ -25,7 +25,7 @@ import {
 import { watchStop, type StopWatch } from './interrupt.js';
 import { METRICS_FILE, MetricsLog } from './metrics.js';
 import { planRun, type RunPlan } from './plan.js';
-import { accumulate, evaluate, zeroGrads } from './step.js';
+import { accumulate, evaluate, selectTrainedParams, zeroGrads } from './step.js';
 import { LOSS_SVG, writeLossSvg } from './svg.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
@@ -200,6 +200,7 @@ class Run {
     const stepNo = this.step + 1;
     const lr = lrAt(this.step, plan.schedule);
     const t = performance.now();
+    selectTrainedParams(job, stepNo);
     const { loss, tokens } = accumulate(job, micro, stepNo, plan.seed);
     let norm = NaN;
     if (Number.isFinite(loss)) norm = plan.maxGradNorm > 0 ? clipGradNorm(this.tensors, plan.maxGradNorm) : gradNorm(this.tensors);

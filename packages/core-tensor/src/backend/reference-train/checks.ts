@@ -6,7 +6,7 @@
  */
 import { PeftError } from '../../errors.js';
 import type { TrainKernels } from '../train-kernels.js';
-import { checkBlocksize, checkCount } from '../validate.js';
+import { blockCount, checkBlocksize, checkCode256, checkCount } from '../validate.js';
 
 type Arr = ArrayLike<number>;
 export type TrainChecks = { [K in keyof TrainKernels]: (...args: Parameters<TrainKernels[K]>) => void };
@@ -135,6 +135,23 @@ export const trainChecks: TrainChecks = {
       fail('adamwStep', `step must be an integer >= 1 (the step being taken), got ${step}`);
     }
     lengths('adamwStep', { param: [param, n], grad: [grad, n], m: [m, n], v: [v, n] });
+  },
+  quantizeBlockwise8(x, code, blocksize, outCodes, outAbsmax) {
+    checkBlocksize('quantizeBlockwise8', blocksize);
+    checkCode256('quantizeBlockwise8', code);
+    lengths('quantizeBlockwise8', { outCodes: [outCodes, x.length], outAbsmax: [outAbsmax, blockCount(x.length, blocksize)] });
+  },
+  dequantizeBlockwise8(codes, absmax, code, blocksize, out) {
+    checkBlocksize('dequantizeBlockwise8', blocksize);
+    lengths('dequantizeBlockwise8', { code: [code, 256], codes: [codes, out.length], absmax: [absmax, blockCount(out.length, blocksize)] });
+  },
+  rsvd(u, s, vt, a, m, n, rank, oversample, powerIters, seed) {
+    const op = 'rsvd';
+    counts(op, { m, n, rank, oversample, powerIters });
+    if (!(rank >= 1 && rank <= Math.min(m, n))) fail(op, `rank must be in 1..${Math.min(m, n)} (min(m, n)) for a [${m}, ${n}] matrix, got ${rank}`);
+    if (powerIters > 64) fail(op, `powerIters must be at most 64, got ${powerIters}`);
+    if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) fail(op, `seed must be an integer in 0..2^32-1, got ${seed}`);
+    lengths(op, { a: [a, m * n], u: [u, m * rank], s: [s, rank], vt: [vt, rank * n] });
   },
 };
 

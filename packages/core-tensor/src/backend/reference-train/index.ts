@@ -10,7 +10,9 @@ import { gemm, gemmBf16, gemmInt8, gemmQuant4 } from './gemm.js';
 import { crossEntropyRows } from './loss.js';
 import { rmsnormBackward, rmsnormForward } from './norm.js';
 import { adamwStep } from './optim.js';
+import { dequantizeBlockwise8, quantizeBlockwise8 } from './quant8.js';
 import { ropeBackward, ropeForward } from './rope.js';
+import { rsvd } from './rsvd.js';
 import { swigluBackward, swigluForward } from './swiglu.js';
 
 export { trainChecks, TRAIN_KERNEL_NAMES, type TrainChecks } from './checks.js';
@@ -23,4 +25,6 @@ export const referenceTrainKernels: TrainKernels = {
   attentionForward, attentionBackward,
   crossEntropyRows,
   adamwStep,
+  quantizeBlockwise8, dequantizeBlockwise8,
+  rsvd,
 };
