@@ -21,7 +21,8 @@ f32 weights), with and without a LoRA adapter:
 The token ids are inputs here (no tokenizers library in Debian's python): IDS is what the repo's fixture
 tokenizer (src/fixtures/tokenizer.ts, tokenizerJson(320)) encodes each text to with special tokens, BOS (1)
 first; the tests re-encode the texts and check they still give these ids. lm-eval's token_list is IDS[1:]
-(its causal default encodes without special tokens) and its prefix_token_id is BOS = IDS[0]; the guide's
+(add_special_tokens=False, its causal default before PR #3347; BOS is not scored twice) and its
+prefix_token_id is BOS = IDS[0]; the guide's
 encodings are IDS (transformers' tokenizer(text) adds BOS). LoRA: W' = W + (lora_alpha / r) B A on
 q_proj and v_proj of both layers (huggingface/peft tuners/lora/layer.py get_delta_weight), in f64.
 

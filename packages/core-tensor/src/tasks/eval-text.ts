@@ -12,9 +12,11 @@
  * Tokens: the text encoded with the tokenizer's special tokens (its post-processor adds BOS where it
  * does, as transformers' tokenizer(text)); the first token is conditioned on lm-eval's prefix token,
  * HFLM.prefix_token_id = BOS, else EOS. An encoding that already starts with it uses that token as the
- * context instead of a second copy (lm-eval's rule for an empty context, api/model.py loglikelihood,
- * PR #3347), so a Llama text is [BOS] t1..tn with t1..tn scored, exactly as under lm-eval's
- * add_special_tokens=False causal default. Windows: data/windows.ts (rolling, or --stride).
+ * context instead of a second copy (lm-eval's rule for an empty context in api/model.py loglikelihood,
+ * PR #3347), so a Llama text is [BOS] t1..tn with t1..tn scored: what lm-eval's rolling path gave under its
+ * causal default add_special_tokens=False. (At lm-eval 4e7e0d4, loglikelihood_rolling encodes with the
+ * tokenizer's default and, for a BOS-adding tokenizer, also scores that BOS after the prefix BOS: the
+ * duplicate PR #3347 removed from loglikelihood; not copied here.) Windows: data/windows.ts.
  * Not here: reading rows (eval-data.ts), the forward and the loss of a batch (eval-score.ts).
  */
 import type { TrainKernels } from '../backend/train-kernels.js';
@@ -92,7 +94,7 @@ export function textSequence(tok: Tokenizer, text: string, prefix: number, where
 }
 
 /** The windows of one sequence under the chosen rule. */
-export function windowsOf(seq: readonly number[], seqLen: number, stride?: number): Window[] {
+function windowsOf(seq: readonly number[], seqLen: number, stride?: number): Window[] {
   return stride === undefined ? rollingWindows(seq.length - 1, seqLen) : stridedWindows(seq.length - 1, seqLen, stride);
 }
 
