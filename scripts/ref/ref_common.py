@@ -1,4 +1,4 @@
-"""Shared by the reference scripts: a minimal safetensors writer and transformers' rotary inv_freq.
+"""Shared by the reference scripts: a minimal safetensors writer and reader and transformers' rotary inv_freq.
 Importing this module needs only numpy; torch is imported by the functions that use it."""
 import json
 import math
@@ -27,6 +27,22 @@ def write_safetensors(path, tensors, metadata):
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
     return 8 + len(h) + off
+
+
+def read_safetensors(path):
+    """The tensors of a safetensors file as numpy arrays (the dtypes write_safetensors writes, BF16 excepted)."""
+    names = {v: k for k, v in _DTYPES.items() if v != "BF16"}
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        out[key] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=names[info["dtype"]]).reshape(info["shape"]).copy()
+    return out
 
 
 def default_inv_freq(base, dim, dtype=None):

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset, type Example } from '../src/data/index.js';
 import { PeftError } from '../src/errors.js';
 import { tokenizerConfigJson, tokenizerJson } from '../src/fixtures/tokenizer.js';
-import { readEvalRows, tokenizeRow } from '../src/tasks/eval-data.js';
+import { readEvalData, tokenizeRow } from '../src/tasks/eval-data.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'data');
@@ -88,8 +88,9 @@ describe('prompt/completion rows', () => {
   it('are tokenized exactly as `peft eval` does, plus EOS', async () => {
     const file = join(FIX, 'prompt-completion.jsonl');
     const ds = await loadDataset(file, tok, { seqLen: 64, seed: 0 });
-    const rows = await readEvalRows(file);
-    rows.forEach((row, i) => {
+    const data = await readEvalData(file);
+    if (data.format !== 'prompt_completion') throw new Error(`read as ${data.format}`);
+    data.rows.forEach((row, i) => {
       const ev = tokenizeRow(tok, row, 64, file);
       const ex = arr(ds.train[i]);
       expect(ex.ids).toEqual([...ev.ids, EOS]);

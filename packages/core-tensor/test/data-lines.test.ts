@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../src/data/index.js';
 import { MAX_ROW_BYTES, readLines } from '../src/data/lines.js';
 import { tokenizerConfigJson, tokenizerJson } from '../src/fixtures/tokenizer.js';
-import { readEvalRows } from '../src/tasks/eval-data.js';
+import { readEvalData } from '../src/tasks/eval-data.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 
 let work: string;
@@ -79,11 +79,11 @@ describe('readLines', () => {
   it('is what train and eval read: both accept the BOM, both name the bad line', async () => {
     const tok = new Tokenizer({ tokenizer: tokenizerJson(320) as Record<string, unknown>, config: tokenizerConfigJson(2048) as Record<string, unknown> });
     const f = await file(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"prompt": "a", "completion": "b"}\n')]));
-    expect(await readEvalRows(f)).toEqual([{ prompt: 'a', completion: 'b', line: 1 }]);
+    expect(await readEvalData(f)).toEqual({ format: 'prompt_completion', rows: [{ format: 'prompt_completion', prompt: 'a', completion: 'b', line: 1 }] });
     const ds = await loadDataset(f, tok, { seqLen: 16, seed: 0 });
     expect(ds.stats.trainRows).toBe(1);
     expect(ds.fingerprint.bytes).toBe(3 + 35);
-    await expect(readEvalRows(f, 10)).rejects.toThrow(`${f}:1: a row longer than 10 bytes`);
+    await expect(readEvalData(f, 10)).rejects.toThrow(`${f}:1: a row longer than 10 bytes`);
     await expect(loadDataset(f, tok, { seqLen: 16, seed: 0, maxRowBytes: 10 })).rejects.toThrow(`${f}:1: a row longer than 10 bytes`);
   });
 });

@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { generateTokens, Llama, noGrad, readEvalRows, tidy, Tokenizer, type EvalRow } from '../src/index.js';
+import { generateTokens, Llama, noGrad, readEvalData, tidy, Tokenizer, type EvalRow } from '../src/index.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const base = join(root, 'demo/base');
@@ -28,7 +28,11 @@ const gen = await load<DemoData>('data.mjs');
 const { corpus } = await load<DemoCorpus>('corpus.mjs');
 const { Rng: RngClass } = await load<{ Rng: new (seed: number) => Rng }>('rng.mjs');
 
-const rows = (task: string, split: string): Promise<EvalRow[]> => readEvalRows(join(dataDir, task, `${split}.jsonl`));
+async function rows(task: string, split: string): Promise<EvalRow[]> {
+  const data = await readEvalData(join(dataDir, task, `${split}.jsonl`));
+  if (data.format !== 'prompt_completion') throw new Error(`${task}/${split}: ${data.format} rows`);
+  return data.rows;
+}
 const numberIn = (re: RegExp, prompt: string): number => Number(re.exec(prompt)![1]);
 const A = /^Add one: (\d{3}) =>$/;
 const B = /^Reverse: (\d{3}) =>$/;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Xoshiro128 } from '../src/random/rng.js';
 import { Llama } from '../src/models/llama.js';
-import { readEvalRows, tokenizeRow } from '../src/tasks/eval-data.js';
+import { readEvalData, tokenizeRow } from '../src/tasks/eval-data.js';
 import { exactMatch, runEval } from '../src/tasks/eval.js';
 import { generateTokens, sampleToken, TextStream } from '../src/tasks/generate.js';
 import { runGenerate } from '../src/tasks/generate-run.js';
@@ -127,9 +127,9 @@ describe('evaluation', () => {
   it('bad rows name their line', async () => {
     const file = join(work, 'bad.jsonl');
     await fsp.writeFile(file, '{"prompt": "a", "completion": "b"}\n\n{"prompt": "a"}\n');
-    await expect(readEvalRows(file)).rejects.toMatchObject({ code: 'E_INPUT', message: `${file}:3: "completion" must be a non-empty string` });
+    await expect(readEvalData(file)).rejects.toMatchObject({ code: 'E_INPUT', message: `${file}:3: "completion" must be a non-empty string` });
     await fsp.writeFile(file, '{"prompt": "a", "completion": "b"}\nnot json\n');
-    await expect(readEvalRows(file)).rejects.toThrow(`${file}:2: not valid JSON`);
+    await expect(readEvalData(file)).rejects.toThrow(`${file}:2: not valid JSON`);
   });
 
   it('truncation drops prompt tokens first and keeps the completion scored', async () => {
@@ -164,6 +164,7 @@ describe('evaluation', () => {
       lossSum += n * tidy(() => model.loss(Int32Array.from(t.ids), Int32Array.from(labels)).item());
       count += n;
     }
+    if (s.format !== 'prompt_completion') throw new Error(`scored as ${s.format}`);
     expect(s.completionTokens).toBe(count);
     expect(s.loss).toBeCloseTo(lossSum / count, 5);
     expect(s.perplexity).toBeCloseTo(Math.exp(lossSum / count), 3);

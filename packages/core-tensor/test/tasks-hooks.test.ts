@@ -243,6 +243,7 @@ describe('runEval and runGenerate with hooks installed by applyAdapter', () => {
       lossSum += c.length * tidy(() => noGrad(() => twin.lossFromHidden(twin.forwardEmbeds(withVirtual(tokens, all)).hidden, [labels]).item()));
       count += c.length;
     }
+    if (s.format !== 'prompt_completion') throw new Error(`scored as ${s.format}`);
     expect(s.completionTokens).toBe(count);
     expect(s.loss).toBeCloseTo(lossSum / count, 5);
     expect(s.exactMatches).toBe(1);

@@ -1,8 +1,9 @@
 /**
  * Reading a training JSONL file: one JSON object per line in one of three formats, told apart by
  * their keys (as TRL's dataset formats are): {"text"}, {"prompt", "completion"} or
- * {"messages": [{"role", "content"}, ...]}. The first row fixes the format; a row of another format,
- * invalid JSON, wrong types or an empty value is an E_INPUT naming `file:line`. Blank lines are
+ * {"messages": [{"role", "content"}, ...]}. The first row fixes the format; a row of another format
+ * (or of a format the reader does not take: `peft eval` reads no chat rows), invalid JSON, wrong types
+ * or an empty value is an E_INPUT naming `file:line`, the format checked before the values. Blank lines are
  * skipped; other keys (ids, metadata) are ignored. Lines are streamed with a length limit and strict
  * UTF-8 (lines.ts). Not here: tokenization (tokenize.ts, chat.ts).
  */
@@ -42,8 +43,11 @@ function messagesOf(v: unknown, where: string): ChatMessage[] {
   return msgs;
 }
 
-/** One parsed, checked row (`where` = file:line). */
-function parseRow(raw: string, line: number, where: string): DataRow {
+/** The keys that name each format, as messages say them. */
+const FORMAT_KEYS: Record<DataFormat, string> = { text: '{"text"}', prompt_completion: '{"prompt", "completion"}', messages: '{"messages"}' };
+
+/** One parsed, checked row (`where` = file:line); `accept` may refuse its format before its values are checked. */
+function parseRow(raw: string, line: number, where: string, accept: (format: DataFormat) => void): DataRow {
   let v: unknown;
   try {
     v = JSON.parse(raw);
@@ -53,6 +57,7 @@ function parseRow(raw: string, line: number, where: string): DataRow {
   const o = v as Obj | null;
   if (o === null || typeof o !== 'object' || Array.isArray(o)) throw inputError('E_INPUT', 'a row must be a JSON object', where);
   const format = formatOf(o, where);
+  accept(format);
   if (format === 'text') {
     if (typeof o.text !== 'string' || o.text === '') throw inputError('E_INPUT', '"text" must be a non-empty string', where);
     return { format, text: o.text, line };
@@ -68,18 +73,26 @@ function parseRow(raw: string, line: number, where: string): DataRow {
 
 /**
  * Every row of a JSONL file, all of the first row's format, and the file's fingerprint; throws
- * E_INPUT naming file:line. Lines longer than maxRowBytes (default MAX_ROW_BYTES) are refused.
+ * E_INPUT naming file:line. Lines longer than maxRowBytes (default MAX_ROW_BYTES) are refused, and so
+ * is a row whose format is not one of `formats` (default: all three).
  */
-export async function readDataRows(file: string, maxRowBytes = MAX_ROW_BYTES): Promise<{ format: DataFormat; rows: DataRow[]; fingerprint: FileFingerprint }> {
+export async function readDataRows(file: string, maxRowBytes = MAX_ROW_BYTES, formats: readonly DataFormat[] = ['text', 'prompt_completion', 'messages']):
+Promise<{ format: DataFormat; rows: DataRow[]; fingerprint: FileFingerprint }> {
   const rows: DataRow[] = [];
   const fingerprint = await readLines(file, maxRowBytes, (raw, line) => {
-    const row = parseRow(raw, line, `${file}:${line}`);
-    const first = rows[0];
-    if (first && row.format !== first.format) {
-      throw inputError('E_INPUT', `a ${row.format} row, but line ${first.line} is ${first.format}; a file holds one format`, `${file}:${line}`);
-    }
-    rows.push(row);
+    const where = `${file}:${line}`;
+    rows.push(parseRow(raw, line, where, (format) => {
+      if (!formats.includes(format)) {
+        throw inputError('E_INPUT', `a ${FORMAT_KEYS[format]} row; this command reads ${formats.map((f) => FORMAT_KEYS[f]).join(' or ')} rows`, where);
+      }
+      const first = rows[0];
+      if (first && format !== first.format) {
+        throw inputError('E_INPUT', `a ${format} row, but line ${first.line} is ${first.format}; a file holds one format`, where);
+      }
+    }));
   });
-  if (rows.length === 0) throw inputError('E_INPUT', 'no rows (expected JSON lines of {"text"}, {"prompt", "completion"} or {"messages"})', file);
+  if (rows.length === 0) {
+    throw inputError('E_INPUT', `no rows (expected JSON lines of ${formats.map((f) => FORMAT_KEYS[f]).join(', ')})`, file);
+  }
   return { format: rows[0].format, rows, fingerprint };
 }

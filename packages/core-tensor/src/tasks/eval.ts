@@ -1,44 +1,49 @@
 /**
- * `peft eval` as a library call: teacher-forced loss, perplexity and token accuracy on the
- * completion tokens of prompt/completion rows, and exact match of the greedy completion.
- *   loss          mean over every completion token of the dataset of -log p(token | everything before)
- *   perplexity    exp(loss)
- *   accuracy      share of completion tokens that are the argmax of their predicting logits
- *   exact match   share of rows whose greedy continuation of the prompt (KV cache, as many tokens as the
- *                 completion has) is exactly the completion's tokens
- * Batches are right-padded (causal attention: padding after a row never changes its positions), and
- * logits exist only for the scored positions, a chunk of rows at a time.
- * Not here: reading / tokenizing rows (eval-data.ts), printing (the CLI).
+ * `peft eval` as a library call. The file's format picks what is scored:
+ *  - {"prompt", "completion"} rows: teacher-forced loss, perplexity and token accuracy on the
+ *    completion tokens, and exact match of the greedy completion.
+ *      loss          mean over every completion token of the dataset of -log p(token | everything before)
+ *      perplexity    exp(loss)
+ *      accuracy      share of completion tokens that are the argmax of their predicting logits
+ *      exact match   share of rows whose greedy continuation of the prompt (KV cache, as many tokens as the
+ *                    completion has) is exactly the completion's tokens
+ *  - {"text"} rows: every token of every text, in windows of seqLen (lm-eval-harness rolling windows, or
+ *    --stride), with per-token, per-byte and per-word metrics (eval-text.ts).
+ * Not here: reading rows (eval-data.ts), scoring a batch (eval-score.ts), printing (the CLI).
  */
-import { noGrad } from '../ops/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { inputError, PeftError } from '../errors.js';
 import type { Llama } from '../models/llama.js';
-import { zeros } from '../tensor/create.js';
-import { tidy } from '../tensor/scope.js';
-import { readEvalRows, tokenizeRow, type TokenizedRow } from './eval-data.js';
-import { argmax, generateTokens } from './generate.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { readEvalData, tokenizeRow, type EvalRow, type TokenizedRow } from './eval-data.js';
+import { scoreBatch, type Score } from './eval-score.js';
+import { scoreTexts, type TextEvalSummary } from './eval-text.js';
+import { generateTokens } from './generate.js';
 import { loadForInference, type ApplyAdapter } from './generate-run.js';
 import { maxPositionsOf, resolveSeqLen } from './positions.js';
 
 export interface EvalOptions {
   modelDir: string;
-  /** JSONL rows {"prompt", "completion"} */
+  /** JSONL rows {"prompt", "completion"} or {"text"} (one format a file) */
   dataFile: string;
-  /** Rows per forward (default 8). */
+  /** Rows (text: windows) per forward (default 8). */
   batchSize?: number;
-  /** Longest sequence scored (default min(1024, max_position_embeddings); above it is E_INPUT, positions.ts). */
+  /** Longest sequence scored, the window of text rows (default min(1024, max_position_embeddings); above it is E_INPUT, positions.ts). */
   seqLen?: number;
+  /** Text rows only: the guide's strided windows, 1 <= stride < seqLen (default: lm-eval-harness rolling windows). */
+  stride?: number;
   /** Longest JSONL line in bytes (default MAX_ROW_BYTES, 8 MiB). */
   maxRowBytes?: number;
-  /** Also greedy-generate each completion (default true). */
+  /** Also greedy-generate each completion (default true; text rows have no completion). */
   exactMatch?: boolean;
   applyAdapter?: ApplyAdapter;
   kernels?: TrainKernels;
-  onProgress?: (rowsDone: number, rows: number, phase: 'score' | 'generate') => void;
+  /** 'score' / 'generate' count rows, 'windows' counts the windows of text rows */
+  onProgress?: (done: number, total: number, phase: 'score' | 'generate' | 'windows') => void;
 }
 
-export interface EvalSummary {
+export interface PromptCompletionSummary {
+  format: 'prompt_completion';
   rows: number;
   completionTokens: number;
   loss: number;
@@ -52,52 +57,7 @@ export interface EvalSummary {
   seconds: number;
 }
 
-interface Score { lossSum: number; correct: number; count: number }
-
-/** -log softmax(row)[target] (f64) and whether target is the row's argmax. */
-function scoreRow(row: Float32Array, target: number): [number, boolean] {
-  const best = argmax(row);
-  let sum = 0;
-  for (let v = 0; v < row.length; v++) sum += Math.exp(row[v] - row[best]);
-  return [row[best] + Math.log(sum) - row[target], best === target];
-}
-
-/** Teacher-forced scores of one right-padded batch. */
-export function scoreBatch(model: Llama, batch: readonly TokenizedRow[], padId: number, kernels?: TrainKernels): Score {
-  const B = batch.length;
-  const T = batch.reduce((m, r) => Math.max(m, r.ids.length), 0);
-  const data = new Int32Array(B * T).fill(padId);
-  const predictors: number[] = []; // flat [B*T] index of the position predicting each scored token
-  const targets: number[] = [];
-  batch.forEach((r, b) => {
-    data.set(r.ids, b * T);
-    for (let j = r.start; j < r.ids.length; j++) {
-      predictors.push(b * T + j - 1);
-      targets.push(r.ids[j]);
-    }
-  });
-  const V = model.config.vocabSize;
-  const score: Score = { lossSum: 0, correct: 0, count: targets.length };
-  noGrad(() => tidy(() => {
-    const hidden = model.forward({ data, shape: [B, T] }, { kernels }).hidden; // [B, T, C]
-    const C = hidden.shape[2];
-    const chunk = Math.max(1, Math.floor(2 ** 22 / V)); // logits of at most ~4M values at a time
-    for (let r0 = 0; r0 < targets.length; r0 += chunk) {
-      const n = Math.min(chunk, targets.length - r0);
-      tidy(() => {
-        const sel = zeros([n, C]); // the scored rows of hidden
-        for (let i = 0; i < n; i++) sel.data.set(hidden.data.subarray(predictors[r0 + i] * C, (predictors[r0 + i] + 1) * C), i * C);
-        const logits = model.logits(sel, { kernels }).data as Float32Array; // [n, V]
-        for (let i = 0; i < n; i++) {
-          const [loss, hit] = scoreRow(logits.subarray(i * V, (i + 1) * V), targets[r0 + i]);
-          score.lossSum += loss;
-          if (hit) score.correct++;
-        }
-      });
-    }
-  }));
-  return score;
-}
+export type EvalSummary = PromptCompletionSummary | TextEvalSummary;
 
 /** Whether greedy decoding from the row's prompt reproduces its completion token for token. */
 export function exactMatch(model: Llama, row: TokenizedRow, kernels?: TrainKernels): boolean {
@@ -117,12 +77,58 @@ function checkOptions(o: EvalOptions): void {
   if (o.seqLen !== undefined && (!Number.isSafeInteger(o.seqLen) || o.seqLen < 2)) {
     throw new PeftError('E_INPUT', `sequence length must be an integer >= 2, got ${o.seqLen}`);
   }
+  if (o.stride !== undefined && (!Number.isSafeInteger(o.stride) || o.stride < 1)) {
+    throw new PeftError('E_INPUT', `stride must be a positive integer, got ${o.stride}`);
+  }
+}
+
+/** The stride must leave every window's first scored token some context (< seqLen); data/windows.ts. */
+function checkStride(stride: number | undefined, seqLen: number): void {
+  if (stride !== undefined && stride >= seqLen) {
+    throw new PeftError('E_INPUT', `stride ${stride} must be below seq-len ${seqLen} (a window advances by stride and keeps ` +
+      'seq-len - stride tokens of context; leave --stride out for lm-eval-harness rolling windows)');
+  }
+}
+
+/** Loss, accuracy and exact match of prompt/completion rows (module doc). */
+function evalPromptCompletion(model: Llama, tokenizer: Tokenizer, rows: readonly EvalRow[], seqLen: number, padId: number,
+  o: EvalOptions): Omit<PromptCompletionSummary, 'seconds'> {
+  const tokenized = rows.map((r) => tokenizeRow(tokenizer, r, seqLen, o.dataFile));
+  const batchSize = o.batchSize ?? 8;
+  const total: Score = { lossSum: 0, correct: 0, count: 0 };
+  for (let i = 0; i < tokenized.length; i += batchSize) {
+    // The last token is only a target: the forward runs over ids[0, T - 1).
+    const batch = tokenized.slice(i, i + batchSize).map((r) => ({ input: r.ids.slice(0, -1), targets: r.ids.slice(r.start) }));
+    const s = scoreBatch(model, batch, padId, o.kernels);
+    total.lossSum += s.lossSum;
+    total.correct += s.correct;
+    total.count += s.count;
+    o.onProgress?.(Math.min(i + batchSize, rows.length), rows.length, 'score');
+  }
+  let matches: number | null = null;
+  if (o.exactMatch ?? true) {
+    matches = 0;
+    for (const [i, r] of tokenized.entries()) {
+      if (exactMatch(model, r, o.kernels)) matches++;
+      o.onProgress?.(i + 1, rows.length, 'generate');
+    }
+  }
+  const loss = total.lossSum / total.count;
+  return {
+    format: 'prompt_completion', rows: rows.length, completionTokens: total.count, loss, perplexity: Math.exp(loss),
+    tokenAccuracy: total.correct / total.count, exactMatch: matches === null ? null : matches / rows.length, exactMatches: matches,
+    truncatedRows: tokenized.filter((r) => r.truncated).length,
+  };
 }
 
 export async function runEval(o: EvalOptions): Promise<EvalSummary> {
   checkOptions(o);
   let seqLen = resolveSeqLen(o.seqLen, 1024, await maxPositionsOf(o.modelDir), o.modelDir);
-  const rows = await readEvalRows(o.dataFile, o.maxRowBytes); // bad data fails before the model is loaded
+  const data = await readEvalData(o.dataFile, o.maxRowBytes); // bad data fails before the model is loaded
+  if (data.format !== 'text' && o.stride !== undefined) {
+    throw inputError('E_INPUT', '--stride applies to {"text"} rows; this file holds {"prompt", "completion"} rows', o.dataFile);
+  }
+  checkStride(o.stride, seqLen);
   const t0 = performance.now();
   const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter);
   try {
@@ -134,32 +140,16 @@ export async function runEval(o: EvalOptions): Promise<EvalSummary> {
           `${model.config.maxPositionEmbeddings}`, o.modelDir);
       }
       seqLen = room;
+      checkStride(o.stride, seqLen);
     }
-    const tokenized = rows.map((r) => tokenizeRow(tokenizer, r, seqLen, o.dataFile));
     const padId = tokenizer.padTokenId ?? tokenizer.eosTokenIds[0] ?? 0;
-    const batchSize = o.batchSize ?? 8;
-    const total: Score = { lossSum: 0, correct: 0, count: 0 };
-    for (let i = 0; i < tokenized.length; i += batchSize) {
-      const s = scoreBatch(model, tokenized.slice(i, i + batchSize), padId, o.kernels);
-      total.lossSum += s.lossSum;
-      total.correct += s.correct;
-      total.count += s.count;
-      o.onProgress?.(Math.min(i + batchSize, rows.length), rows.length, 'score');
-    }
-    let matches: number | null = null;
-    if (o.exactMatch ?? true) {
-      matches = 0;
-      for (const [i, r] of tokenized.entries()) {
-        if (exactMatch(model, r, o.kernels)) matches++;
-        o.onProgress?.(i + 1, rows.length, 'generate');
-      }
-    }
-    const loss = total.lossSum / total.count;
-    return {
-      rows: rows.length, completionTokens: total.count, loss, perplexity: Math.exp(loss), tokenAccuracy: total.correct / total.count,
-      exactMatch: matches === null ? null : matches / rows.length, exactMatches: matches,
-      truncatedRows: tokenized.filter((r) => r.truncated).length, seconds: (performance.now() - t0) / 1000,
-    };
+    const s = data.format === 'text'
+      ? scoreTexts(model, tokenizer, data.rows, {
+        seqLen, stride: o.stride, batchSize: o.batchSize ?? 8, padId, file: o.dataFile, kernels: o.kernels,
+        onProgress: o.onProgress && ((done, n) => o.onProgress!(done, n, 'windows')),
+      })
+      : evalPromptCompletion(model, tokenizer, data.rows, seqLen, padId, o);
+    return { ...s, seconds: (performance.now() - t0) / 1000 };
   } finally {
     model.dispose();
   }

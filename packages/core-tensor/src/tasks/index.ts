@@ -4,6 +4,8 @@ export * from './inspect.js';
 export * from './generate.js';
 export * from './generate-run.js';
 export * from './eval-data.js';
+export * from './eval-score.js';
+export * from './eval-text.js';
 export * from './eval.js';
 export * from './adapters/index.js';
 export * from './merge/index.js';
