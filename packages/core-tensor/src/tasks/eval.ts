@@ -14,6 +14,7 @@ import { noGrad } from '../ops/tape.js';
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { inputError, PeftError } from '../errors.js';
 import type { Llama } from '../models/llama.js';
+import type { QuantizerLookup } from '../quant/format.js';
 import { zeros } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import { readEvalRows, tokenizeRow, type TokenizedRow } from './eval-data.js';
@@ -35,6 +36,8 @@ export interface EvalOptions {
   exactMatch?: boolean;
   applyAdapter?: ApplyAdapter;
   kernels?: TrainKernels;
+  /** Finds a quantized model's quantizer (the CLI passes its registry; default: the built-in bitsandbytes ones). */
+  quantizers?: QuantizerLookup;
   onProgress?: (rowsDone: number, rows: number, phase: 'score' | 'generate') => void;
 }
 
@@ -124,7 +127,7 @@ export async function runEval(o: EvalOptions): Promise<EvalSummary> {
   let seqLen = resolveSeqLen(o.seqLen, 1024, await maxPositionsOf(o.modelDir), o.modelDir);
   const rows = await readEvalRows(o.dataFile, o.maxRowBytes); // bad data fails before the model is loaded
   const t0 = performance.now();
-  const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter);
+  const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter, o.quantizers);
   try {
     // An adapter's virtual tokens (prompt methods) take positions too: the default shrinks, a given --seq-len must fit.
     const room = model.config.maxPositionEmbeddings - model.virtualTokens();
