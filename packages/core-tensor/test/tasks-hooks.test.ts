@@ -110,7 +110,8 @@ describe('generateTokens', () => {
 /** A registry method whose attach installs `make`'s hooks and trains its tensors; save writes them as JSON. */
 function hookMethod(name: string, make: (model: Llama) => { hooks: ModelHooks; params: [string, Tensor][] }): MethodDef {
   return {
-    name, description: `${name} (test)`, options: {}, peftType: name.toUpperCase(), keys: { prefix: `${name}_`, parts: {} },
+    name, description: `${name} (test)`, options: {}, peftType: name.toUpperCase().replace(/-/g, '_'),
+    keys: { prefix: `${name}_`, parts: { [`${name}_w`]: { saved: '.weight' } } }, // what the registry checks: a PEFT type, one key part
     attach: async (model) => {
       const { hooks, params } = make(model);
       model.setHooks(hooks);

@@ -32,7 +32,7 @@ const normsMethod: MethodDef = {
   name: 'norms',
   description: 'test method: trains the RMSNorm weights',
   peftType: 'TEST_NORMS',
-  keys: { prefix: 'test_norms_', parts: {} },
+  keys: { prefix: 'test_norms_', parts: { test_norms_w: { saved: '.weight' } } },
   options: {},
   async attach(model) {
     for (const [name, m] of model.namedModules()) if (/norm$/.test(name)) m.requiresGrad(true);
