@@ -120,6 +120,7 @@ export function frozenTensor(data: FrozenData, shape: readonly number[]): Tensor
     expectLength('cb', data.cb.length, n);
     expectLength('scb', data.scb.length, shape[0]);
   } else {
+    if (data.kind !== 'nf4' && data.kind !== 'fp4') throw new PeftError('E_RUNTIME', `frozen weight: unknown kind ${JSON.stringify((data as { kind: unknown }).kind)}`);
     if (!Number.isSafeInteger(data.blocksize) || data.blocksize <= 0) {
       throw new PeftError('E_SHAPE', `frozen weight: bad blocksize ${data.blocksize}`);
     }
