@@ -4,14 +4,12 @@
  * model is loaded; the CLI knows no method by name. Tensors PEFT would not apply are not applied: each
  * such warning is one line on stderr as it happens and is collected for the command's --json output.
  */
-import type { Config } from '@oclif/core';
-import type { ApplyAdapter } from '@peft/core-tensor';
-import { loadRegistry } from './registry.js';
+import type { ApplyAdapter, Registry } from '@peft/core-tensor';
 
 /** Checks the adapter and finds its method; the returned function applies it, adding to `warnings`. */
-export async function resolveAdapter(config: Config, dir: string, warnings: string[]): Promise<ApplyAdapter> {
+export async function resolveAdapter(registry: Registry, dir: string, warnings: string[]): Promise<ApplyAdapter> {
   const core = await import('@peft/core-tensor');
-  const adapter = await core.resolveAdapter(dir, await loadRegistry(config));
+  const adapter = await core.resolveAdapter(dir, registry);
   return async (model) => {
     for (const w of await adapter.apply(model)) {
       warnings.push(w);

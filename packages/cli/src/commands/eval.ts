@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import type { EvalSummary } from '@peft/core-tensor';
 import { resolveAdapter } from '../adapter.js';
 import { PeftCommand } from '../base-command.js';
+import { loadRegistry } from '../registry.js';
 import { table } from '../format.js';
 
 export default class Eval extends PeftCommand {
@@ -41,12 +42,13 @@ export default class Eval extends PeftCommand {
     const core = await import('@peft/core-tensor');
     const kernels = core.getTrainKernels(flags.backend as 'auto' | 'native' | 'reference');
     const warnings: string[] = [];
-    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter, warnings) : undefined;
+    const registry = await loadRegistry(this.config); // adapter methods, and the quantizer of a quantized model
+    const applyAdapter = flags.adapter ? await resolveAdapter(registry, flags.adapter, warnings) : undefined;
     const live = !this.jsonEnabled() && process.stderr.isTTY;
     const label = { score: 'scored', generate: 'generated', windows: 'scored windows' } as const;
     const s = await core.runEval({
       modelDir: args.model, dataFile: flags.data, batchSize: flags.batch, seqLen: flags['seq-len'], stride: flags.stride,
-      maxRowBytes: flags['max-row-bytes'], exactMatch: flags['exact-match'], applyAdapter, kernels,
+      maxRowBytes: flags['max-row-bytes'], exactMatch: flags['exact-match'], applyAdapter, kernels, quantizers: registry,
       onProgress: live ? (done, n, phase) => process.stderr.write(`\r${label[phase]} ${done}/${n}${phase === 'windows' ? '' : ' rows'}`) : undefined,
     });
     if (live) process.stderr.write('\n');

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { resolveAdapter } from '../adapter.js';
 import { PeftCommand } from '../base-command.js';
+import { loadRegistry } from '../registry.js';
 import { numberFlag } from '../numbers.js';
 
 export default class Generate extends PeftCommand {
@@ -39,11 +40,12 @@ export default class Generate extends PeftCommand {
     const temperature = await numberFlag('temperature', flags.temperature);
     const topP = await numberFlag('top-p', flags['top-p']);
     const warnings: string[] = [];
-    const applyAdapter = flags.adapter ? await resolveAdapter(this.config, flags.adapter, warnings) : undefined;
+    const registry = await loadRegistry(this.config); // adapter methods, and the quantizer of a quantized model
+    const applyAdapter = flags.adapter ? await resolveAdapter(registry, flags.adapter, warnings) : undefined;
     const stream = !this.jsonEnabled();
     const r = await core.runGenerate({
       modelDir: args.model, prompt: flags.prompt, chat: flags.chat, maxNewTokens: flags['max-new-tokens'], temperature, topP,
-      seed: flags.seed, applyAdapter, kernels, onText: stream ? (d) => process.stdout.write(d) : undefined,
+      seed: flags.seed, applyAdapter, kernels, quantizers: registry, onText: stream ? (d) => process.stdout.write(d) : undefined,
     });
     if (stream) process.stdout.write('\n');
     if (stream && r.stopReason === 'max_position_embeddings') {

@@ -7,23 +7,26 @@
  *
  * Three sources:
  * - folder: F32 / F16 / BF16 safetensors (BF16 Linear weights stay frozen bf16 bits unless asked to
- *   widen), and bitsandbytes checkpoints as `peft quantize` / transformers write them: 4-bit weights
- *   stay PACKED (only the double-quantized absmax, 1/64 of the size, is expanded once at load) and
- *   int8 weights keep their CB / SCB rows.
+ *   widen), and quantized folders: the quantizer named by quantization_config (FolderOptions.quantizers,
+ *   quant/format.ts) says which tensors make up a module and keeps them frozen in its form:
+ *   bitsandbytes 4-bit weights stay PACKED (quant/bnb-frozen.ts) and int8 weights keep their CB / SCB
+ *   rows; a plugin's stay as it stored them, dequantized per product (quant/packed.ts).
  * - tensors: a name -> Tensor map (tests, adapters, weights built in code).
  * - init: creates every requested tensor from its init hint (trainable), recording it in a map.
  * What comes from a folder never requires grad: base weights are frozen, and checked finite as they
- * load (the f32 values, bf16 bits, 4-bit absmax or int8 row scales; exit 2 naming the tensor).
+ * load (the f32 values, bf16 bits, 4-bit absmax, int8 row scales or a plugin's dequantized values;
+ * exit 2 naming the tensor).
  * Not here: module construction (models/), quantizing (quant/), writing checkpoints.
  */
-import { asU16, numel, type Dtype, type RawTensor } from '../dtype.js';
+import { asU16, type Dtype, type RawTensor } from '../dtype.js';
 import { inputError, PeftError } from '../errors.js';
 import { checkFinite, checkFiniteRaw } from '../finite.js';
+import { join } from 'node:path';
 import { getBackend, toF32 } from '../backend/index.js';
 import type { Backend } from '../backend/types.js';
-import { doubleDequantize } from '../quant/bnb4bit.js';
-import { decodeQuantState } from '../quant/quant-state.js';
-import { quantMap } from '../backend/quant-tables.js';
+import { builtinQuantizers } from '../quant/builtin-formats.js';
+import { storedLayout, type FrozenContext, type QuantFormat, type QuantizerLookup, type StoredLayout } from '../quant/format.js';
+import { checkDequantized, packedFromDequantize } from '../quant/packed.js';
 import { hashString } from '../random/rng.js';
 import { frozenTensor, full, randn, tensor, uniform, zeros } from '../tensor/create.js';
 import { keep } from '../tensor/scope.js';
@@ -41,7 +44,7 @@ export interface WeightSource {
   has(key: string): boolean;
   /** A float tensor (f32), whatever float dtype it is stored in. */
   getFloat(key: string, shape: readonly number[], init: Init): Promise<Tensor>;
-  /** A Linear weight [out, in]: frozen kinds (bf16, nf4, fp4, int8) stay as stored. */
+  /** A Linear weight [out, in]: frozen kinds (bf16, nf4, fp4, int8, a plugin's packed form) stay as stored. */
   getWeight(key: string, shape: readonly number[], init: Init): Promise<Tensor>;
 }
 
@@ -86,7 +89,7 @@ export class VarBuilder {
     return this.source.getFloat(this.key(name), shape, init);
   }
 
-  /** A Linear weight [out, in], frozen-packed when stored so (bf16, nf4, fp4, int8). */
+  /** A Linear weight [out, in], frozen-packed when stored so (bf16, nf4, fp4, int8, a plugin's packed form). */
   getWeight(name: string, shape: readonly number[], init: Init = DEFAULT_INIT): Promise<Tensor> {
     return this.source.getWeight(this.key(name), shape, init);
   }
@@ -99,6 +102,11 @@ export interface FolderOptions {
   widenBf16?: boolean;
   /** Conversions and double-quant decoding (default getBackend()). */
   backend?: Backend;
+  /**
+   * Finds the quantizer of a quantized folder from its quantization_config: a Registry (tasks pass
+   * theirs, so plugin quantizers load); default builtinQuantizers (bitsandbytes nf4 / fp4 / int8).
+   */
+  quantizers?: QuantizerLookup;
 }
 
 const FLOAT_DTYPES: readonly Dtype[] = ['F32', 'F16', 'BF16'];
@@ -106,10 +114,15 @@ const FLOAT_DTYPES: readonly Dtype[] = ['F32', 'F16', 'BF16'];
 class FolderSource implements WeightSource {
   readonly where: string;
   readonly #backend: Backend;
+  /** The quantizer of the folder's quantization_config (undefined: not quantized). */
+  readonly #format: QuantFormat | undefined;
 
   constructor(readonly folder: ModelFolder, readonly opts: FolderOptions) {
     this.where = folder.dir;
     this.#backend = opts.backend ?? getBackend();
+    const qc = (folder.config as Record<string, unknown>).quantization_config;
+    const lookup = opts.quantizers ?? builtinQuantizers;
+    this.#format = qc === undefined || qc === null ? undefined : lookup.quantizerFor(qc, join(folder.dir, 'config.json'));
   }
 
   has(key: string): boolean {
@@ -146,12 +159,11 @@ class FolderSource implements WeightSource {
   }
 
   async getWeight(key: string, shape: readonly number[]): Promise<Tensor> {
-    this.#need(key);
-    const state = [`${key}.quant_state.bitsandbytes__nf4`, `${key}.quant_state.bitsandbytes__fp4`].find((k) => this.folder.has(k));
-    if (state) return this.#quant4(key, state, shape);
-    const info = this.folder.info(key);
     const module = key.endsWith('.weight') ? key.slice(0, -'.weight'.length) : key;
-    if (info.dtype === 'I8' && this.folder.has(`${module}.SCB`)) return this.#int8(key, module, shape);
+    const layout = this.#format ? await storedLayout(this.#format, module, this.folder) : undefined;
+    if (layout) return this.#quantized(this.#format!, key, module, layout, shape);
+    this.#need(key);
+    const info = this.folder.info(key);
     if (info.dtype === 'BF16' && !this.opts.widenBf16) {
       this.#checkShape(key, info.shape, shape);
       const raw = await this.#read(key);
@@ -161,67 +173,27 @@ class FolderSource implements WeightSource {
     return this.getFloat(key, shape);
   }
 
-  /** bitsandbytes Linear4bit: packed codes kept as they are, absmax expanded once (see quant/bnb4bit.ts for the layout). */
-  async #quant4(key: string, stateKey: string, shape: readonly number[]): Promise<Tensor> {
-    const s = decodeQuantState(stateKey, (await this.#read(stateKey)).data);
-    if (!stateKey.endsWith(s.quant_type)) throw inputError('E_FORMAT', `${stateKey}: quant_type is '${s.quant_type}'`, this.#file(stateKey));
-    if (!sameShape(s.shape, shape)) {
-      throw inputError('E_SHAPE', `tensor ${key} (4-bit) has shape ${text(s.shape)} in its quant_state, the model expects ${text(shape)}`, this.#file(key));
+  /**
+   * A module stored by the folder's quantizer: its stored tensors read, and kept as the format's
+   * frozen form (bitsandbytes: the kernels' packed layouts; a plugin's: its own, or the stored
+   * tensors with dequantize per product, quant/packed.ts), checked before use.
+   */
+  async #quantized(f: QuantFormat, key: string, module: string, layout: StoredLayout, shape: readonly number[]): Promise<Tensor> {
+    if (layout.shape && !sameShape(layout.shape, shape)) {
+      throw inputError('E_SHAPE', `tensor ${key} (${f.name}) has shape ${text(layout.shape)}, the model expects ${text(shape)}`, this.#where(key));
     }
-    const n = numel(shape);
-    const packed = (await this.#read(key)).data; // any quant_storage dtype: the bytes are the nibbles
-    if (packed.byteLength < Math.ceil(n / 2)) {
-      throw inputError('E_FORMAT', `tensor ${key}: ${packed.byteLength} packed bytes, shape ${text(shape)} needs ${Math.ceil(n / 2)}`, this.#file(key));
-    }
-    await this.#checkQuantMap(`${key}.quant_map`, s.quant_type);
-    const absmax = await this.#absmax(key, Math.ceil(n / s.blocksize), s.nested_offset, s.nested_blocksize ?? 256);
-    checkFinite(absmax, { what: `the absmax of 4-bit tensor ${key}`, where: this.#file(key) }); // a block's scale: NaN / Inf poisons the block
-    const data = { kind: s.quant_type, packed: packed.subarray(0, Math.ceil(n / 2)), absmax, blocksize: s.blocksize };
+    const stored = new Map<string, RawTensor>();
+    for (const p of layout.parts) stored.set(p, await this.#read(p));
+    const get = (n: string) => stored.get(n);
+    const ctx: FrozenContext = { backend: this.#backend, where: (n) => this.#where(n) };
+    const data = f.frozen ? f.frozen(module, get, shape, ctx) : packedFromDequantize(f, module, get, ctx);
+    if (data.kind === 'packed') checkDequantized(f, module, get, shape, ctx);
     return keep(frozenTensor(data, shape));
   }
 
-  /** The kernels carry the standard code books; a checkpoint with another quant_map cannot be computed with. */
-  async #checkQuantMap(key: string, type: 'nf4' | 'fp4'): Promise<void> {
-    this.#need(key);
-    const got = await this.#f32(key, 16);
-    const want = quantMap(type);
-    if (!got.every((v, i) => v === want[i])) throw inputError('E_FORMAT', `${key}: not the standard ${type} code book`, this.#file(key));
-  }
-
-  async #f32(key: string, len: number): Promise<Float32Array> {
-    this.#need(key);
-    const x = toF32(this.#backend, { ...(await this.#read(key)), name: key } as RawTensor);
-    if (x.length !== len) throw inputError('E_FORMAT', `tensor ${key}: expected ${len} values, found ${x.length}`, this.#file(key));
-    return x;
-  }
-
-  /** f32 per-block absmax; with double quantization, dyn[code] * nested[i / 256] + offset (bitsandbytes dequantize_4bit). */
-  async #absmax(key: string, blocks: number, offset: number | undefined, nestedBlocksize: number): Promise<Float32Array> {
-    const name = `${key}.absmax`;
-    if (offset === undefined) return Float32Array.from(await this.#f32(name, blocks));
-    this.#need(name);
-    const codes = await this.#read(name);
-    if (codes.dtype !== 'U8' || codes.data.length !== blocks) {
-      throw inputError('E_FORMAT', `tensor ${name}: expected U8 [${blocks}] with double quantization, got ${codes.dtype} ${text(codes.shape)}`, this.#file(name));
-    }
-    const nested = await this.#f32(`${key}.nested_absmax`, Math.ceil(blocks / nestedBlocksize));
-    const code = await this.#f32(`${key}.nested_quant_map`, 256);
-    return doubleDequantize(this.#backend, codes.data, nested, code, nestedBlocksize, offset);
-  }
-
-  /** bitsandbytes Linear8bitLt: CB int8 [out, in] and SCB f32 [out] (see quant/int8.ts). */
-  async #int8(key: string, module: string, shape: readonly number[]): Promise<Tensor> {
-    this.#checkShape(key, this.folder.info(key).shape, shape);
-    const format = `${module}.weight_format`;
-    if (this.folder.has(format)) {
-      const f = (await this.#read(format)).data;
-      if (f.length !== 1 || f[0] !== 0) throw inputError('E_FORMAT', `${format}: only format 0 ("row") is supported`, this.#file(format));
-    }
-    const raw = (await this.#read(key)).data;
-    const cb = new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength);
-    const scb = Float32Array.from(await this.#f32(`${module}.SCB`, shape[0]));
-    checkFinite(scb, { what: `tensor ${module}.SCB (int8 row scales)`, where: this.#file(`${module}.SCB`) });
-    return keep(frozenTensor({ kind: 'int8', cb, scb }, shape));
+  /** The file holding `name`, or the folder for a missing one. */
+  #where(name: string): string {
+    return this.folder.has(name) ? this.#file(name) : this.folder.dir;
   }
 }
 

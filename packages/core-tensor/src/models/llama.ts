@@ -12,7 +12,8 @@
  *
  * Shapes: B batch, T new positions, S cached + new positions, C hidden, nh / nkv heads, hd head dim,
  * V vocab, I intermediate. Activations are f32 [B, T, C]; weights may be frozen bf16 / nf4 / fp4 / int8
- * (linear runs the fused dequant-GEMM). Weights loaded from a folder never require grad.
+ * (linear runs the fused dequant-GEMM) or a plugin quantizer's packed form (its own product).
+ * Weights loaded from a folder never require grad.
  * A method's hooks (hooks.ts: virtual tokens, per-layer prefixes, a side-network head) run inside
  * forward / loss, so callers never branch on the method.
  * Not here: tokenization, generation loops (tasks/), adapters (plugins).
@@ -223,7 +224,11 @@ export class Llama extends Module {
     return new Llama(cfg, model, head);
   }
 
-  /** Opens a Hugging Face folder, loads every weight (4-bit stays packed, BF16 Linear stays bf16), closes it. */
+  /**
+   * Opens a Hugging Face folder, loads every weight (4-bit stays packed, BF16 Linear stays bf16), closes it.
+   * A quantized folder is read by the quantizer its quantization_config names: pass `opts.quantizers`
+   * (a Registry) for plugin quantizers; without it the built-in bitsandbytes ones are known.
+   */
   static async fromFolder(dir: string, opts?: FolderOptions): Promise<Llama> {
     const folder = await openModelFolder(dir);
     try {

@@ -1,9 +1,9 @@
 /**
  * Frozen-weight access for every adapter method: the base weight W [out, in] of a Linear, whatever
- * its storage (f32, f64, bf16 bits, bitsandbytes NF4/FP4 blocks, LLM.int8 rows): read as f32 a few
- * rows at a time (DoRA's row norms never hold a dequantized copy of a 4-bit weight), read whole
- * (PiSSA / OLoRA / LoftQ need the matrix), and replaced by new values stored the way the old ones
- * were (PiSSA / OLoRA residuals).
+ * its storage (f32, f64, bf16 bits, bitsandbytes NF4/FP4 blocks, LLM.int8 rows, a plugin's packed
+ * form): read as f32 a few rows at a time (DoRA's row norms never hold a dequantized copy of a 4-bit
+ * weight), read whole (PiSSA / OLoRA / LoftQ need the matrix), and replaced by new values stored
+ * the way the old ones were (PiSSA / OLoRA residuals; not for a plugin's packed form).
  * Not here: autograd (the base never trains), the fused dequant-GEMM (ops/weights.ts).
  */
 import { getBackend } from '../backend/index.js';
@@ -11,6 +11,7 @@ import { PeftError } from '../errors.js';
 import { frozenTensor, tensor } from '../tensor/create.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { PackedData } from '../tensor/types.js';
 import type { Linear } from './linear.js';
 
 /** Elements dequantized per chunk: small enough to stay in cache, big enough to amortize calls. */
@@ -18,6 +19,27 @@ const CHUNK_ELEMS = 1 << 16;
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
+}
+
+/**
+ * A packed weight (a plugin's format) in row blocks: through its readRows when it has them (one
+ * reused block buffer), else dequantized whole once (one weight-sized buffer, dropped afterwards).
+ */
+function packedRowBlocks(d: PackedData, out: number, inF: number, fn: (row0: number, rows: number, values: Float32Array) => void): void {
+  if (!d.readRows) {
+    const all = new Float32Array(out * inF);
+    d.dequantize(all);
+    return fn(0, out, all);
+  }
+  const step = d.rowStep ?? 1;
+  const rowsPer = Math.min(out, Math.max(step, Math.floor(CHUNK_ELEMS / inF / step) * step));
+  const buf = new Float32Array(rowsPer * inF);
+  for (let row0 = 0; row0 < out; row0 += rowsPer) {
+    const rows = Math.min(rowsPer, out - row0);
+    const v = buf.subarray(0, rows * inF);
+    d.readRows(row0, rows, v);
+    fn(row0, rows, v);
+  }
 }
 
 /**
@@ -29,6 +51,7 @@ export function forEachRowBlock(w: Tensor, fn: (row0: number, rows: number, valu
   const [out, inF] = w.shape;
   const backend = getBackend();
   const d = w.dtype === 'f32' || w.dtype === 'f64' ? undefined : w.frozen;
+  if (d?.kind === 'packed') return packedRowBlocks(d, out, inF, fn);
   const step = d && d.kind !== 'bf16' && d.kind !== 'int8' ? d.blocksize / gcd(inF, d.blocksize) : 1;
   const rowsPer = Math.max(step, Math.floor(CHUNK_ELEMS / inF / step) * step);
   for (let row0 = 0; row0 < out; row0 += rowsPer) {
@@ -68,6 +91,9 @@ export function replaceWeight(linear: Linear, values: Float32Array): void {
   if (old.dtype === 'f32' || old.dtype === 'f64') t = tensor(values, shape, { dtype: old.dtype });
   else {
     const d = old.frozen;
+    if (d.kind === 'packed') {
+      throw new PeftError('E_INPUT', `a ${d.format} weight cannot be replaced: the core re-quantizes bf16, nf4, fp4 and int8 weights only`);
+    }
     if (d.kind === 'bf16') t = frozenTensor({ kind: 'bf16', bits: backend.f32ToBf16(values) }, shape);
     else if (d.kind === 'int8') t = frozenTensor({ kind: 'int8', ...backend.quantizeInt8Rows(values, shape[0], shape[1]) }, shape);
     else t = frozenTensor({ kind: d.kind, ...backend.quantize4bit(values, d.blocksize, d.kind), blocksize: d.blocksize }, shape);

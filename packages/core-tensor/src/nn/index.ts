@@ -20,5 +20,5 @@ export {
   copyOf, frozenTensor, full, getAllocator, heapAllocator, keep, memoryStats, nativeAllocator, nativeMemory, ones, randn,
   scalar, scope, setAllocator, tensor, tidy, uniform, zeros, zerosLike, Tensor,
   type Allocator, type Bf16Data, type CreateOptions, type F, type FloatDtype as TensorFloatDtype, type FrozenData,
-  type FrozenDtype, type Int8Data, type MemoryStats, type Quant4Data, type RandomOptions, type TensorDtype,
+  type FrozenDtype, type Int8Data, type MemoryStats, type PackedData, type Quant4Data, type RandomOptions, type TensorDtype,
 } from '../tensor/index.js';

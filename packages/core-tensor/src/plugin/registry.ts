@@ -5,9 +5,11 @@
  * and `plugin.register(registry)`. Names are unique per kind: a second entry with a taken name
  * is refused, so two plugins can never silently shadow each other; so are a method's `peft_type`
  * and key prefix (PEFT's register_peft_method refuses a taken name or prefix), and `methodFor` is
- * the one lookup from an adapter's peft_type to its method.
+ * the one lookup from an adapter's peft_type to its method, as `quantizerFor` is from a folder's
+ * quantization_config to its quantizer.
  */
 import { inputError, PeftError } from '../errors.js';
+import { findQuantizer } from '../quant/lookup.js';
 import type { CompressorDef } from './compressor.js';
 import type { MergerDef } from './merger.js';
 import type { MethodDef } from './method.js';
@@ -53,6 +55,12 @@ export interface Registry {
   findMethod(peftType: unknown): MethodDef | undefined;
   /** findMethod, or E_INPUT naming `where` when no installed method reads `peftType`. */
   methodFor(peftType: unknown, where?: string): MethodDef;
+  /**
+   * The quantizer reading a folder's `quantization_config` (quant/lookup.ts findQuantizer: its
+   * quant_method, then `matches`); E_INPUT naming the quant_method and the plugin to install when
+   * none does. A Registry is the QuantizerLookup loaders take (FolderOptions.quantizers).
+   */
+  quantizerFor(qc: unknown, where?: string): QuantizerDef;
 }
 
 const NAME_RE = /^[a-z][a-z0-9_-]*$/;
@@ -73,6 +81,18 @@ function checkMethod(def: MethodDef, others: readonly MethodDef[]): void {
   }
 }
 
+/** The functions a quantizer's folders are read with are there, and its quant_method is a name. */
+function checkQuantizer(def: QuantizerDef): void {
+  const fail = (m: string) => new PeftError('E_RUNTIME', `quantizer "${def.name}": ${m}`);
+  for (const f of ['quantize', 'dequantize', 'config'] as const) if (typeof def[f] !== 'function') throw fail(`${f} must be a function`);
+  for (const f of ['matches', 'layout', 'frozen', 'optionsFromConfig'] as const) {
+    if (def[f] !== undefined && typeof def[f] !== 'function') throw fail(`${f} must be a function when given`);
+  }
+  if (def.quantMethod !== undefined && (typeof def.quantMethod !== 'string' || !def.quantMethod)) {
+    throw fail(`quantMethod ${JSON.stringify(def.quantMethod)} must be a non-empty string`);
+  }
+}
+
 export function createRegistry(): Registry {
   const tables = new Map<EntryKind, Map<string, EntryBase>>(ENTRY_KINDS.map((k) => [k, new Map()]));
   function add(kind: EntryKind, def: EntryBase): void {
@@ -84,6 +104,7 @@ export function createRegistry(): Registry {
       throw new PeftError('E_RUNTIME', `${kind} "${def.name}" is registered twice (two plugins claim the name)`);
     }
     if (kind === 'method') checkMethod(def as MethodDef, [...table.values()] as MethodDef[]);
+    if (kind === 'quantizer') checkQuantizer(def as QuantizerDef);
     table.set(def.name, def);
   }
 
@@ -112,6 +133,7 @@ export function createRegistry(): Registry {
       const hint = near ? ` (PEFT's types are upper case: ${near.peftType})` : '; install the plugin that provides it';
       throw inputError('E_INPUT', `no adapter method registered for ${typeof peftType === 'string' ? peftType : JSON.stringify(peftType)}${hint}`, where);
     },
+    quantizerFor: (qc, where) => findQuantizer(registry.list('quantizer'), qc, where),
   };
   return registry;
 }

@@ -60,6 +60,22 @@ export interface QuantizationSummary {
   quantizedModules: number;
 }
 
+/**
+ * The bitsandbytes type a quantization_config describes (load_in_4bit + bnb_4bit_quant_type, default
+ * fp4 as BitsAndBytesConfig; load_in_8bit), or undefined when it is not a bitsandbytes one.
+ */
+export function bnbTypeOf(qc: Readonly<Record<string, unknown>>): BnbType | undefined {
+  if (qc.quant_method !== 'bitsandbytes') return undefined;
+  const four = (qc.load_in_4bit ?? qc._load_in_4bit) === true;
+  const eight = (qc.load_in_8bit ?? qc._load_in_8bit) === true;
+  if (!four && !eight) return undefined;
+  const type = four ? (qc.bnb_4bit_quant_type ?? 'fp4') : 'int8';
+  if (type !== 'nf4' && type !== 'fp4' && type !== 'int8') {
+    throw new PeftError('E_FORMAT', `quantization_config: unknown bnb_4bit_quant_type ${JSON.stringify(type)}`);
+  }
+  return type;
+}
+
 const STATE_RE = /\.weight\.quant_state\.bitsandbytes__(nf4|fp4)$/;
 
 /**
@@ -71,14 +87,9 @@ export function describeQuantization(config: object, tensorNames: string[]): Qua
   const qc = (typeof root.quantization_config === 'object' && root.quantization_config !== null
     ? root.quantization_config
     : root) as Record<string, unknown>;
-  if (qc.quant_method !== 'bitsandbytes') return undefined;
-  const four = (qc.load_in_4bit ?? qc._load_in_4bit) === true;
-  const eight = (qc.load_in_8bit ?? qc._load_in_8bit) === true;
-  if (!four && !eight) return undefined;
-  const type = four ? (qc.bnb_4bit_quant_type ?? 'fp4') : 'int8';
-  if (type !== 'nf4' && type !== 'fp4' && type !== 'int8') {
-    throw new PeftError('E_FORMAT', `quantization_config: unknown bnb_4bit_quant_type ${JSON.stringify(type)}`);
-  }
+  const type = bnbTypeOf(qc);
+  if (type === undefined) return undefined;
+  const four = type !== 'int8';
   const quantizedModules = four
     ? tensorNames.filter((n) => STATE_RE.test(n)).length
     : tensorNames.filter((n) => n.endsWith('.SCB')).length;

@@ -14,6 +14,7 @@
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { inputError, PeftError } from '../errors.js';
 import type { Llama } from '../models/llama.js';
+import type { QuantizerLookup } from '../quant/format.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { readEvalData, tokenizeRow, type EvalRow, type TokenizedRow } from './eval-data.js';
 import { scoreBatch, type Score } from './eval-score.js';
@@ -38,6 +39,8 @@ export interface EvalOptions {
   exactMatch?: boolean;
   applyAdapter?: ApplyAdapter;
   kernels?: TrainKernels;
+  /** Finds a quantized model's quantizer (the CLI passes its registry; default: the built-in bitsandbytes ones). */
+  quantizers?: QuantizerLookup;
   /** 'score' / 'generate' count rows, 'windows' counts the windows of text rows */
   onProgress?: (done: number, total: number, phase: 'score' | 'generate' | 'windows') => void;
 }
@@ -130,7 +133,7 @@ export async function runEval(o: EvalOptions): Promise<EvalSummary> {
   }
   checkStride(o.stride, seqLen);
   const t0 = performance.now();
-  const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter);
+  const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter, o.quantizers);
   try {
     // An adapter's virtual tokens (prompt methods) take positions too: the default shrinks, a given --seq-len must fit.
     const room = model.config.maxPositionEmbeddings - model.virtualTokens();

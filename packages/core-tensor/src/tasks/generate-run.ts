@@ -7,6 +7,7 @@
 import type { TrainKernels } from '../backend/train-kernels.js';
 import { PeftError } from '../errors.js';
 import { Llama } from '../models/llama.js';
+import type { QuantizerLookup } from '../quant/format.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { generateTokens, TextStream, type SamplingOptions, type StopReason } from './generate.js';
 
@@ -21,6 +22,8 @@ export interface GenerateTaskOptions extends SamplingOptions {
   maxNewTokens?: number;
   applyAdapter?: ApplyAdapter;
   kernels?: TrainKernels;
+  /** Finds a quantized model's quantizer (the CLI passes its registry; default: the built-in bitsandbytes ones). */
+  quantizers?: QuantizerLookup;
   /** Each piece of text as soon as it is stable. */
   onText?: (delta: string) => void;
 }
@@ -39,9 +42,11 @@ export interface GenerateSummary {
 }
 
 /** The model and tokenizer of a folder, checked to agree on the vocabulary. */
-export async function loadForInference(modelDir: string, applyAdapter?: ApplyAdapter): Promise<{ model: Llama; tokenizer: Tokenizer }> {
+export async function loadForInference(
+  modelDir: string, applyAdapter?: ApplyAdapter, quantizers?: QuantizerLookup,
+): Promise<{ model: Llama; tokenizer: Tokenizer }> {
   const tokenizer = await Tokenizer.fromFolder(modelDir);
-  const model = await Llama.fromFolder(modelDir);
+  const model = await Llama.fromFolder(modelDir, { quantizers });
   if (tokenizer.vocabSize > model.config.vocabSize) {
     model.dispose();
     throw new PeftError('E_FORMAT', `${modelDir}: the tokenizer has ${tokenizer.vocabSize} ids, the model's vocab_size is ${model.config.vocabSize}`);
@@ -51,7 +56,7 @@ export async function loadForInference(modelDir: string, applyAdapter?: ApplyAda
 }
 
 export async function runGenerate(o: GenerateTaskOptions): Promise<GenerateSummary> {
-  const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter);
+  const { model, tokenizer } = await loadForInference(o.modelDir, o.applyAdapter, o.quantizers);
   try {
     const promptTokenIds = o.chat
       ? await tokenizer.encodeChat([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true })

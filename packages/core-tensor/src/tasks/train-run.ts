@@ -134,7 +134,7 @@ async function trainRun(o: TrainRunOptions, registry: Registry): Promise<TrainRu
   const valBatches = data.val.length ? batchesFor(data.val, { ...batching, epoch: 0, shuffle: false }) : [];
 
   o.onStatus?.('loading model');
-  const model = await Llama.fromFolder(o.modelDir);
+  const model = await Llama.fromFolder(o.modelDir, { quantizers: registry }); // a plugin quantizer's base loads too
   try {
     if (tokenizer.vocabSize > model.config.vocabSize) {
       throw inputError('E_FORMAT', `the tokenizer has ${tokenizer.vocabSize} ids, the model's vocab_size is ${model.config.vocabSize}`, o.modelDir);

@@ -7,7 +7,7 @@ import { PeftError } from '../errors.js';
 import { Xoshiro128 } from '../random/rng.js';
 import { Storage } from './storage.js';
 import { Tensor } from './tensor.js';
-import { numelOf, type FloatDtype, type FrozenData } from './types.js';
+import { numelOf, type FloatDtype, type FrozenData, type PackedData } from './types.js';
 
 export interface CreateOptions {
   dtype?: FloatDtype;
@@ -94,19 +94,33 @@ function expectLength(what: string, got: number, want: number): void {
   if (got !== want) throw new PeftError('E_SHAPE', `frozen weight: ${what} has ${got} elements, expected ${want}`);
 }
 
+/** A packed weight is 2-D ([out, in]: its rows are what readRows reads) and brings the functions it claims. */
+function checkPacked(d: PackedData, shape: readonly number[]): void {
+  const what = `frozen ${String(d.format)} weight`;
+  if (shape.length !== 2) throw new PeftError('E_SHAPE', `a ${what} must be 2-D, got [${shape.join(', ')}]`);
+  if (typeof d.dequantize !== 'function') throw new PeftError('E_RUNTIME', `${what}: dequantize is not a function`);
+  for (const f of ['readRows', 'gemm'] as const) {
+    if (d[f] !== undefined && typeof d[f] !== 'function') throw new PeftError('E_RUNTIME', `${what}: ${f} is not a function`);
+  }
+  const step = d.rowStep ?? 1;
+  if (!Number.isSafeInteger(step) || step <= 0) throw new PeftError('E_RUNTIME', `${what}: bad rowStep ${step}`);
+}
+
 /**
  * A frozen weight of logical `shape` ([out, in] for linear) wrapping the given arrays (not copied).
- * int8 needs a 2-D shape (one scale per row).
+ * int8 and packed weights need a 2-D shape (one scale per row; rows are what a packed format reads).
  */
 export function frozenTensor(data: FrozenData, shape: readonly number[]): Tensor {
   checkShape(shape);
   const n = numelOf(shape);
   if (data.kind === 'bf16') expectLength('bits', data.bits.length, n);
+  else if (data.kind === 'packed') checkPacked(data, shape);
   else if (data.kind === 'int8') {
     if (shape.length !== 2) throw new PeftError('E_SHAPE', `an int8 weight must be 2-D, got [${shape.join(', ')}]`);
     expectLength('cb', data.cb.length, n);
     expectLength('scb', data.scb.length, shape[0]);
   } else {
+    if (data.kind !== 'nf4' && data.kind !== 'fp4') throw new PeftError('E_RUNTIME', `frozen weight: unknown kind ${JSON.stringify((data as { kind: unknown }).kind)}`);
     if (!Number.isSafeInteger(data.blocksize) || data.blocksize <= 0) {
       throw new PeftError('E_SHAPE', `frozen weight: bad blocksize ${data.blocksize}`);
     }

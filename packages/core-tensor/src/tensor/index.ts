@@ -6,4 +6,4 @@ export {
 export { keep, scope, tidy } from './scope.js';
 export { memoryStats, type MemoryStats } from './storage.js';
 export { Tensor } from './tensor.js';
-export type { Bf16Data, F, FloatDtype, FrozenData, FrozenDtype, Int8Data, Quant4Data, TensorDtype } from './types.js';
+export type { Bf16Data, F, FloatDtype, FrozenData, FrozenDtype, Int8Data, PackedData, Quant4Data, TensorDtype } from './types.js';

@@ -1,14 +1,15 @@
 /**
- * What folding needs to know about a quantized base (a folder from `peft quantize` or
- * transformers + bitsandbytes): which modules are stored quantized and under which tensor
- * names, the registered quantizer that reads them, the options that re-quantize them with the
- * same settings, and the dtype their weights had before quantization.
- * Not here: streaming and writing (fold.ts), the formats themselves (quant/).
+ * What folding needs to know about a quantized base (a folder from `peft quantize`, transformers +
+ * bitsandbytes, or a plugin quantizer): the quantizer its quantization_config names
+ * (registry.quantizerFor), which modules are stored quantized and under which tensor names (the
+ * quantizer's layout), the options that re-quantize them with the same settings, and the dtype
+ * their weights had before quantization.
+ * Not here: streaming and writing (fold.ts), the formats themselves (quant/, plugins).
  */
+import { join } from 'node:path';
 import type { Dtype, RawTensor } from '../../dtype.js';
-import { inputError } from '../../errors.js';
 import type { ModelFolder } from '../../io/model-folder.js';
-import { decodeQuantState } from '../../quant/quant-state.js';
+import { storedLayout, weightModules } from '../../quant/format.js';
 import { resolveOptions, type ResolvedOptions } from '../../plugin/options.js';
 import type { QuantizerDef } from '../../plugin/quantizer.js';
 import type { Registry } from '../../plugin/registry.js';
@@ -16,61 +17,50 @@ import type { Registry } from '../../plugin/registry.js';
 export interface QuantModule {
   /** HF module path, e.g. `model.layers.0.mlp.up_proj`. */
   prefix: string;
-  type: 'nf4' | 'fp4' | 'int8';
   /** Every stored tensor of the module (packed weight and statistics). */
   names: string[];
+  /** The weight's dtype before quantization, when the format records it (4-bit quant_state). */
+  sourceDtype?: Dtype;
 }
 
-const STATE_RE = /^(.+)\.weight\.quant_state\.bitsandbytes__(nf4|fp4)$/;
-const SCB_RE = /^(.+)\.SCB$/;
+export interface QuantModules {
+  /** The base's quantizer; undefined for a base without quantization_config. */
+  quantizer?: QuantizerDef;
+  modules: Map<string, QuantModule>;
+  /** The module owning each stored tensor name. */
+  owner: Map<string, string>;
+}
 
 /** Quantized modules by prefix, and the module owning each of their tensor names. */
-export function findQuantModules(base: ModelFolder): { modules: Map<string, QuantModule>; owner: Map<string, string> } {
+export async function findQuantModules(base: ModelFolder, registry: Registry): Promise<QuantModules> {
   const modules = new Map<string, QuantModule>();
-  for (const name of base.tensorNames) {
-    const s = STATE_RE.exec(name);
-    if (s) modules.set(s[1], { prefix: s[1], type: s[2] as 'nf4' | 'fp4', names: [] });
-    const i = SCB_RE.exec(name);
-    if (i && base.has(`${i[1]}.weight`) && base.info(`${i[1]}.weight`).dtype === 'I8') modules.set(i[1], { prefix: i[1], type: 'int8', names: [] });
-  }
   const owner = new Map<string, string>();
-  for (const m of modules.values()) {
-    const mine = m.type === 'int8'
-      ? [`${m.prefix}.weight`, `${m.prefix}.SCB`, `${m.prefix}.weight_format`].filter((n) => base.has(n))
-      : base.tensorNames.filter((n) => n === `${m.prefix}.weight` || n.startsWith(`${m.prefix}.weight.`));
-    m.names = mine;
-    for (const n of mine) owner.set(n, m.prefix);
+  const qc = (base.config as Record<string, unknown>).quantization_config;
+  if (qc === undefined || qc === null) return { modules, owner };
+  const quantizer = registry.quantizerFor(qc, join(base.dir, 'config.json'));
+  for (const prefix of weightModules(base.tensorNames)) {
+    const layout = await storedLayout(quantizer, prefix, base);
+    if (!layout) continue;
+    modules.set(prefix, { prefix, names: layout.parts, sourceDtype: layout.sourceDtype });
+    for (const n of layout.parts) owner.set(n, prefix);
   }
-  return { modules, owner };
+  return { quantizer, modules, owner };
 }
 
-const TORCH_DTYPES: Record<string, Dtype> = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' };
-const COMPUTE: Record<string, string> = { bfloat16: 'bf16', float16: 'f16', float32: 'f32' };
-
-function stateOf(m: QuantModule, get: (n: string) => RawTensor | undefined) {
-  const key = m.names.find((n) => STATE_RE.test(n))!;
-  return decodeQuantState(key, get(key)!.data);
+/** The dtype a dequantized weight is written in by default: the format's record of it (4-bit quant_state), else BF16. */
+export function originalDtype(m: QuantModule): Dtype {
+  return m.sourceDtype ?? 'BF16';
 }
 
-/** The dtype a dequantized weight is written in by default: quant_state's `dtype` (4-bit), else BF16. */
-export function originalDtype(m: QuantModule, get: (n: string) => RawTensor | undefined): Dtype {
-  if (m.type === 'int8') return 'BF16';
-  return TORCH_DTYPES[stateOf(m, get).dtype] ?? 'BF16';
-}
-
-/** The registered quantizer of the module's format, with the options that reproduce its settings. */
-export function quantizerFor(
-  m: QuantModule, get: (n: string) => RawTensor | undefined, qc: Record<string, unknown>, registry: Registry, where: string,
-): { q: QuantizerDef; options: ResolvedOptions } {
-  if (!registry.has('quantizer', m.type)) throw inputError('E_INPUT', `no quantizer "${m.type}" is registered to read ${m.prefix}`, where);
-  const q = registry.get('quantizer', m.type);
-  if (m.type === 'int8') {
-    const threshold = typeof qc.llm_int8_threshold === 'number' ? qc.llm_int8_threshold : undefined;
-    return { q, options: resolveOptions(q.name, q.options, threshold === undefined ? {} : { threshold }) };
-  }
-  const s = stateOf(m, get);
-  const given: Record<string, unknown> = { blocksize: s.blocksize, double_quant: s.nested_offset !== undefined };
-  const compute = COMPUTE[String(qc.bnb_4bit_compute_dtype)];
-  if (compute) given.compute_dtype = compute;
-  return { q, options: resolveOptions(q.name, q.options, given) };
+/**
+ * The options that reproduce module `m`'s settings: the quantizer's optionsFromConfig, or by default
+ * every option of its schema that quantization_config names (a plugin writes its options there).
+ */
+export function requantizeOptions(
+  q: QuantizerDef, m: QuantModule, get: (n: string) => RawTensor | undefined, qc: Record<string, unknown>,
+): ResolvedOptions {
+  const given = q.optionsFromConfig
+    ? q.optionsFromConfig(qc, m.prefix, get)
+    : Object.fromEntries(Object.keys(q.options).filter((k) => qc[k] !== undefined && qc[k] !== null).map((k) => [k, qc[k]]));
+  return resolveOptions(q.name, q.options, given);
 }

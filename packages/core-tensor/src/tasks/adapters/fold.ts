@@ -5,9 +5,10 @@
  *   W' = W + Σᵢ wᵢ sᵢ Bᵢ Aᵢ                     (PEFT LoraLayer.merge: W += s B A)
  *   DoRA: W' = m / ||W + ΔW||_row · (W + ΔW)   (PEFT DoraLinearLayer; norm over each output row)
  *
- * A 4-bit / int8 base (quantization_config in config.json) is dequantized through its registered
- * quantizer, updated, and written in `dtype` (default: the weight's dtype before quantization, from
- * quant_state, else bf16), or re-quantized with the same settings when `requantize` (modules no
+ * A quantized base (quantization_config in config.json: bitsandbytes 4-bit / int8, or a plugin
+ * quantizer's, found by registry.quantizerFor) is dequantized through that quantizer, updated, and
+ * written in `dtype` (default: the weight's dtype before quantization, from quant_state, else bf16),
+ * or re-quantized by the same quantizer with the same settings when `requantize` (modules no
  * adapter touches are then copied as stored). quantization_config is dropped unless re-quantized.
  * Tensors no adapter touches pass through byte for byte (converted only when `dtype` is given).
  * Non-finite values are refused by name (exit 2): in the adapters (deltas.ts), in every base tensor as
@@ -31,9 +32,10 @@ import { openModelFolder, type ModelFolder } from '../../io/model-folder.js';
 import { floatKeysOf, pyJsonDumps } from '../../io/py-json.js';
 import { ShardedWriter } from '../../io/sharded-writer.js';
 import type { LowRankDelta } from '../../plugin/method.js';
+import type { QuantizerDef } from '../../plugin/quantizer.js';
 import type { Registry } from '../../plugin/registry.js';
 import { addProduct, adapterWarnings, readAdapterDeltas } from './deltas.js';
-import { findQuantModules, originalDtype, quantizerFor, type QuantModule } from './fold-quant.js';
+import { findQuantModules, originalDtype, requantizeOptions, type QuantModule } from './fold-quant.js';
 
 export type FoldDtype = 'bf16' | 'f16' | 'f32';
 const DTYPES: Record<FoldDtype, Dtype> = { bf16: 'BF16', f16: 'F16', f32: 'F32' };
@@ -122,7 +124,7 @@ class Folder {
   readonly backend: Backend;
   readonly report: FoldReport = { tensors: 0, foldedModules: 0, dequantizedModules: 0, requantizedModules: 0, bytesOut: 0, warnings: [], seconds: 0 };
   constructor(
-    readonly opts: FoldOptions, readonly registry: Registry, readonly base: ModelFolder,
+    readonly opts: FoldOptions, readonly quantizer: QuantizerDef | undefined, readonly base: ModelFolder,
     readonly deltas: Map<string, Contribution[]>, readonly writer: ShardedWriter,
   ) {
     this.backend = opts.backend ?? getBackend();
@@ -178,8 +180,7 @@ class Folder {
     const stored = new Map<string, RawTensor>();
     for (const n of m.names) stored.set(n, await this.read(n));
     const get = (n: string) => stored.get(n);
-    const qc = ((this.base.config as Record<string, unknown>).quantization_config ?? {}) as Record<string, unknown>;
-    const { q, options } = quantizerFor(m, get, qc, this.registry, this.base.dir);
+    const q = this.quantizer!;
     const { data, shape } = q.dequantize(m.prefix, get, { backend: this.backend });
     const w = Float32Array.from(data);
     checkFinite(w, { what: `the dequantized weight ${m.prefix}.weight`, where: this.fileOf(m.names[0]) });
@@ -188,12 +189,13 @@ class Folder {
       this.report.foldedModules++;
     }
     if (this.opts.requantize) {
-      for (const t of q.quantize(m.prefix, w, shape, options, { backend: this.backend })) await this.write(t);
+      const qc = (this.base.config as Record<string, unknown>).quantization_config as Record<string, unknown>;
+      for (const t of q.quantize(m.prefix, w, shape, requantizeOptions(q, m, get, qc), { backend: this.backend })) await this.write(t);
       this.report.requantizedModules++;
       return;
     }
     this.report.dequantizedModules++;
-    await this.write(this.encoded(`${m.prefix}.weight`, shape, w, originalDtype(m, get)));
+    await this.write(this.encoded(`${m.prefix}.weight`, shape, w, originalDtype(m)));
   }
 }
 
@@ -217,7 +219,7 @@ async function foldInto(output: Output, opts: FoldOptions, registry: Registry): 
     const { byModule: deltas, warnings } = await collect(opts, registry, base);
     const quantized = !!(base.config as Record<string, unknown>).quantization_config;
     if (opts.requantize && !quantized) throw inputError('E_INPUT', 'requantize needs a quantized base (no quantization_config in config.json)', opts.base);
-    const { modules, owner } = findQuantModules(base);
+    const { quantizer, modules, owner } = await findQuantModules(base, registry);
     for (const [m, list] of deltas) {
       if (!modules.has(m) && !base.has(`${m}.weight`)) throw inputError('E_INPUT', `module ${m} of the adapter has no weight ${m}.weight in the base ${opts.base}`, list[0].dir);
     }
@@ -227,7 +229,7 @@ async function foldInto(output: Output, opts: FoldOptions, registry: Registry): 
     const neededBytes = () => 2 * (done?.tensors ? (done.bytesOut / done.tensors) * base.tensorNames.length : inputBytes);
     const report = await output.write(async (tmp) => {
       const writer = new ShardedWriter(tmp, { maxShardBytes: opts.maxShardBytes });
-      const f = new Folder(opts, registry, base, deltas, writer);
+      const f = new Folder(opts, quantizer, base, deltas, writer);
       done = f.report;
       try {
         const seen = new Set<string>();

@@ -1,22 +1,22 @@
 /**
  * One model folder as a merge input: its tensors as the f32 values a merge method sees, read one
- * at a time into caller-owned buffers. Float tensors (F32/F16/BF16) are widened; bitsandbytes
- * 4-bit (nf4/fp4) and int8 folders written by `peft quantize` or transformers are dequantized on
- * the fly through the registry's quantizer entries, so a quantized weight is one logical tensor
- * (`X.weight`, its full shape) and its absmax / quant_map / quant_state / SCB parts are not tensors
- * of their own. Nothing is kept in memory beyond the headers.
+ * at a time into caller-owned buffers. Float tensors (F32/F16/BF16) are widened; a quantized folder
+ * (bitsandbytes nf4 / fp4 / int8 as `peft quantize` or transformers write them, or a plugin
+ * quantizer's) is read through the quantizer its quantization_config names (registry.quantizerFor),
+ * dequantized on the fly, so a quantized weight is one logical tensor (`X.weight`, its full shape)
+ * and its stored parts (absmax, quant_state, SCB, a plugin's scales) are not tensors of their own.
+ * Nothing is kept in memory beyond the headers.
  * Not here: comparing folders (check.ts), choosing output dtypes (run.ts).
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toF32 } from '../../backend/index.js';
+import { getBackend, toF32 } from '../../backend/index.js';
 import type { Backend } from '../../backend/types.js';
 import { bytesOf, type Dtype, type RawTensor } from '../../dtype.js';
 import { inputError } from '../../errors.js';
 import { openModelFolder, type ModelFolder } from '../../io/model-folder.js';
-import { decodeQuantState } from '../../quant/quant-state.js';
-import { describeQuantization } from '../../quant/config.js';
+import { storedLayout, weightModules, type StoredLayout } from '../../quant/format.js';
 import type { QuantizerDef } from '../../plugin/quantizer.js';
 import type { Registry } from '../../plugin/registry.js';
 
@@ -25,7 +25,7 @@ export type FloatDtype = 'F32' | 'F16' | 'BF16';
 export interface MergeTensorInfo {
   name: string;
   shape: number[];
-  /** Stored dtype, or the quantization type (nf4, fp4, int8) of a quantized weight. */
+  /** Stored dtype, or the quantizer (nf4, fp4, int8, a plugin's) of a quantized weight. */
   stored: string;
   /** Bytes on disk (all parts of a quantized weight). */
   bytes: number;
@@ -38,7 +38,6 @@ export interface MergeTensorInfo {
 
 const FLOAT: readonly string[] = ['F32', 'F16', 'BF16'];
 const TORCH_DTYPES: Record<string, FloatDtype> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
-const STATE = /^(.*)\.weight\.quant_state\.bitsandbytes__(nf4|fp4)$/;
 
 export class MergeSource {
   readonly order: string[] = [];
@@ -56,14 +55,10 @@ export class MergeSource {
   static async open(dir: string, registry: Registry): Promise<MergeSource> {
     const folder = await openModelFolder(dir);
     try {
-      const config = folder.config as Record<string, unknown>;
-      const q = config.quantization_config ? describeQuantization(config, folder.tensorNames) : undefined;
-      if (config.quantization_config && !q) {
-        const method = (config.quantization_config as { quant_method?: unknown }).quant_method;
-        throw inputError('E_INPUT', `quantization ${JSON.stringify(method)} is not supported as a merge input (bitsandbytes nf4, fp4 and int8 are)`, dir);
-      }
-      const src = new MergeSource(dir, folder, q ? registry.get('quantizer', q.type) : undefined);
-      await src.#index(q?.type);
+      const qc = (folder.config as Record<string, unknown>).quantization_config;
+      const q = qc === undefined || qc === null ? undefined : registry.quantizerFor(qc, join(dir, 'config.json'));
+      const src = new MergeSource(dir, folder, q);
+      await src.#index();
       if (folder.auxFiles.includes('tokenizer.json')) {
         src.tokenizerHash = createHash('sha256').update(await readFile(join(dir, 'tokenizer.json'))).digest('hex');
       }
@@ -75,14 +70,15 @@ export class MergeSource {
   }
 
   /** Logical tensors in file order; a quantized weight takes the place of its packed `X.weight`. */
-  async #index(quantType?: string): Promise<void> {
+  async #index(): Promise<void> {
     const f = this.folder;
     const names = f.tensorNames;
     const owner = new Map<string, MergeTensorInfo>(); // stored part -> the quantized weight it belongs to
-    for (const n of names) {
-      const m = STATE.exec(n);
-      if (m) this.#quantized4(m[1], n, names, owner, await f.read(n));
-      else if (n.endsWith('.SCB') && quantType === 'int8') this.#quantized8(n.slice(0, -4), names, owner);
+    if (this.quantizer) {
+      for (const module of weightModules(names)) {
+        const layout = await storedLayout(this.quantizer, module, f);
+        if (layout) await this.#quantized(module, layout, owner);
+      }
     }
     for (const n of names) {
       const q = owner.get(n);
@@ -101,34 +97,26 @@ export class MergeSource {
     this.info.set(t.name, t);
   }
 
-  #quantized4(module: string, stateName: string, names: string[], owner: Map<string, MergeTensorInfo>, state: RawTensor): void {
-    const s = decodeQuantState(stateName, state.data);
-    const w = `${module}.weight`;
-    if (!this.folder.has(w)) throw inputError('E_FORMAT', `4-bit weight ${w} is missing (its quant_state is there)`, this.dir);
-    const parts = names.filter((n) => n === w || n.startsWith(`${w}.`));
+  /** A quantized module; a format whose layout does not give the shape is dequantized once to learn it. */
+  async #quantized(module: string, layout: StoredLayout, owner: Map<string, MergeTensorInfo>): Promise<void> {
+    const shape = layout.shape ?? (await this.#dequantized(module, layout.parts)).shape;
     const info: MergeTensorInfo = {
-      name: w, shape: [...s.shape], stored: s.quant_type, module, parts,
-      bytes: parts.reduce((a, p) => a + this.folder.info(p).byteLength, 0),
+      name: `${module}.weight`, shape: [...shape], stored: this.quantizer!.name, module, parts: layout.parts,
+      bytes: layout.parts.reduce((a, p) => a + this.folder.info(p).byteLength, 0),
       // the model's torch_dtype first: `peft quantize` records the compute dtype in the quant_state
-      floatDtype: TORCH_DTYPES[String(this.config.torch_dtype)] ?? TORCH_DTYPES[s.dtype] ?? 'F32',
+      floatDtype: TORCH_DTYPES[String(this.config.torch_dtype)] ?? layout.sourceDtype ?? 'F32',
     };
-    for (const p of parts) owner.set(p, info);
+    for (const p of layout.parts) owner.set(p, info);
   }
 
-  #quantized8(module: string, names: string[], owner: Map<string, MergeTensorInfo>): void {
-    const w = `${module}.weight`;
-    if (!this.folder.has(w) || this.folder.info(w).dtype !== 'I8') throw inputError('E_FORMAT', `int8 weight ${w} is missing or not I8 (its SCB is there)`, this.dir);
-    const parts = [w, `${module}.SCB`, `${module}.weight_format`].filter((n) => names.includes(n));
-    const info: MergeTensorInfo = {
-      name: w, shape: this.folder.info(w).shape, stored: 'int8', module, parts,
-      bytes: parts.reduce((a, p) => a + this.folder.info(p).byteLength, 0), floatDtype: this.#configDtype(),
-    };
-    for (const p of parts) owner.set(p, info);
-  }
-
-  /** config.json's torch_dtype as a float dtype (F16 when absent, as LLM.int8 models are usually half). */
-  #configDtype(): FloatDtype {
-    return TORCH_DTYPES[String(this.config.torch_dtype)] ?? 'F16';
+  /** A quantized module's weight through its quantizer (into `out` when given). */
+  async #dequantized(module: string, parts: readonly string[], out?: Float32Array, backend?: Backend) {
+    const got = new Map<string, RawTensor>();
+    for (const p of parts) {
+      if (!this.folder.has(p)) throw inputError('E_FORMAT', `tensor ${p} of the quantized weight ${module}.weight is missing`, this.dir);
+      got.set(p, await this.folder.read(p));
+    }
+    return this.quantizer!.dequantize(module, (n) => got.get(n), { backend: backend ?? getBackend(), out });
   }
 
   /**
@@ -139,9 +127,8 @@ export class MergeSource {
     const t = this.info.get(name);
     if (!t) throw inputError('E_NOT_FOUND', `no tensor named ${JSON.stringify(name)}`, this.dir);
     if (t.parts) {
-      const got = new Map<string, RawTensor>();
-      for (const p of t.parts) got.set(p, await this.folder.read(p));
-      const r = this.quantizer!.dequantize(t.module!, (n) => got.get(n), { backend, out });
+      const r = await this.#dequantized(t.module!, t.parts, out, backend);
+      if (r.data.length !== out.length) throw inputError('E_FORMAT', `${name} dequantizes to ${r.data.length} values, expected ${out.length}`, this.dir);
       if (r.data !== out) out.set(r.data);
       return;
     }
