@@ -92,7 +92,7 @@ export function planLayers(params: readonly [string, Tensor][], o: ProbOptions):
   else {
     probs = normalised(scoresOf(byLayer, layers, o));
     if (o.mode === 'owl_reverse') {
-      const max = Math.max(...probs);
+      const max = probs.reduce((m, p) => Math.max(m, p), -Infinity);
       probs = normalised(probs.map((p) => max - p));
     }
   }
