@@ -117,7 +117,7 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
     }
     o.onStatus?.(`attaching ${method.name}`);
     const adapter = await method.attach(model, methodOptions, {
-      baseModelDir: o.modelDir, seed: o.seed, kernels: o.kernels,
+      baseModelDir: o.modelDir, seed: o.seed, lr: o.lr, kernels: o.kernels,
       onProgress: (what, done, total) => o.onStatus?.(`${what} ${done}/${total}`),
     });
     const params = adapter.parameters();
