@@ -92,7 +92,7 @@ export class SavedConfig {
     return inputError('E_FORMAT', msg, this.file);
   }
 
-  /** A positive integer field, or `fallback` when absent / null. */
+  /** A non-negative integer field, or `fallback` when absent / null. */
   int(key: string, fallback?: number): number | undefined {
     const v = this.c[key];
     if (v === undefined || v === null) return fallback;

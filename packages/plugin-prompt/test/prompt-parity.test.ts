@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { asF32, generateTokens, Llama, noGrad, tidy, Tokenizer } from '@peft/core-tensor';
 import type { PromptAdapter } from '../src/adapter.js';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachCase, batchOf, FIXTURES, maskedRows, modelDir, readReference, relErr, resolved, ctxFor } from './helpers.js';
 
@@ -44,7 +45,7 @@ describe.each(CASES)('%s against the PEFT transcription', (name) => {
     const prompt = Array.from(ref.get('gen.prompt').values);
     const want = Array.from(ref.get('gen.tokens').values);
     const loaded = await Llama.fromFolder(modelDir(ref.model));
-    const config = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(join(FIXTURES, name, 'adapter', 'adapter_config.json'), 'utf8')));
+    const config = JSON.parse(readFileSync(join(FIXTURES, name, 'adapter', 'adapter_config.json'), 'utf8'));
     await ref.method.loadAdapter(loaded, join(FIXTURES, name, 'adapter'), config);
     expect([...generateTokens(loaded, prompt, { maxNewTokens: want.length, stopTokenIds: [] })]).toEqual(want);
     expect(loaded.virtualTokens()).toBe(ref.get('saved.prompt_embeddings').shape[0]);
