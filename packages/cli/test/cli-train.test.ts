@@ -92,7 +92,7 @@ describe('peft train', () => {
       [['--set', 'r=0'], /invalid value "0" for option "r"/],
       [['--set', 'rank=4'], /unknown option "rank" \(valid: r, lora_alpha/],
       [['--set', 'use_dora=maybe'], /use_dora/],
-      [['--method', 'nope'], /unknown method "nope" \(available: lora/],
+      [['--method', 'nope'], /unknown method "nope" \(available: [a-z, -]*\blora\b/],
       [['--schedule', 'cosine', '--lr', 'fast'], /--lr must be a number/],
       [['--val-split', '0.7'], /val-split must be in \[0, 0.5\)/],
     ];

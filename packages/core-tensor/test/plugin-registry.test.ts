@@ -92,6 +92,17 @@ describe('methods by peft_type', () => {
     expect(() => r.method({ ...method('stray', 'STRAY', 'stray_'), keys: { prefix: 'stray_', parts: { w: { saved: '' } } } })).toThrow(/part "w" does not start with the prefix/);
     expect(r.list('method').map((m) => m.name)).toEqual(['ia3']);
   });
+
+  it('lets prompt-learning methods share PEFT\'s bare prompt_embeddings key only when both declare it shared', () => {
+    const r = createRegistry();
+    const prompt = (name: string, peftType: string, shared?: boolean): MethodDef => ({
+      ...method(name, peftType, 'prompt_'), keys: { prefix: 'prompt_', parts: { prompt_embeddings: { saved: '' } }, shared },
+    });
+    r.method(prompt('prompt-tuning', 'PROMPT_TUNING', true));
+    r.method(prompt('prefix-tuning', 'PREFIX_TUNING', true));
+    expect(() => r.method(prompt('mine', 'MINE'))).toThrow(/key prefix "prompt_" is already method "prefix-tuning"'s|key prefix "prompt_" is already method "prompt-tuning"'s/);
+    expect(r.methodFor('PREFIX_TUNING').name).toBe('prefix-tuning');
+  });
 });
 
 function createRegistryWithNf4() {

@@ -35,6 +35,8 @@ export default class Inspect extends PeftCommand {
     } else if (r.adapter) {
       const { dir: _dir, ...a } = r.adapter;
       rows.push(['adapter', describe(a)]);
+      const p = r.prompt;
+      if (p) rows.push(['prompt', `virtual_tokens=${p.virtualTokens} init=${p.init} ${Object.entries(p.shapes).map(([k, s]) => `${k}=[${s.join(', ')}]`).join(' ')}`]);
     } else {
       const q = r.quantization;
       rows.push(['quantization', q ? describe(q) : 'none']);

@@ -22,6 +22,12 @@ export interface AdapterKeys {
   prefix: string;
   /** The method's tensor kinds by name, e.g. lora_A: { saved: '.weight' }. */
   parts: Readonly<Record<string, PeftKeyPart>>;
+  /**
+   * PEFT's prompt-learning methods have no state-dict prefix of their own: PROMPT_TUNING, P_TUNING and
+   * PREFIX_TUNING all save one bare `prompt_embeddings` (utils/save_and_load.py). Methods that all mark
+   * their keys shared may declare the same prefix; an adapter's peft_type alone picks the method.
+   */
+  shared?: boolean;
 }
 
 const MODEL_PREFIX = 'base_model.model.';

@@ -26,6 +26,8 @@ export interface MethodContext {
   baseModelDir: string;
   /** Seed of every random initialisation the method does. */
   seed: number;
+  /** The run's learning rate (--lr), for options that give a group's rate absolutely (DePT's prompt_lr / lora_lr -> lrScale). */
+  lr?: number;
   kernels?: TrainKernels;
   /** Long initialisations (PiSSA / LoftQ SVDs) report here: what, done of total. */
   onProgress?: (what: string, done: number, total: number) => void;

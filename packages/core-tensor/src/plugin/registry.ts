@@ -77,7 +77,7 @@ function checkMethod(def: MethodDef, others: readonly MethodDef[]): void {
   if (stray) throw fail(`key part "${stray}" does not start with the prefix "${prefix}"`);
   for (const o of others) {
     if (o.peftType === def.peftType) throw fail(`peft_type ${def.peftType} is already read by method "${o.name}" (two plugins claim it)`);
-    if (o.keys.prefix === prefix) throw fail(`key prefix "${prefix}" is already method "${o.name}"'s`);
+    if (o.keys.prefix === prefix && !(o.keys.shared && def.keys.shared)) throw fail(`key prefix "${prefix}" is already method "${o.name}"'s`);
   }
 }
 

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { numel, type Dtype } from '../dtype.js';
 import { PeftError } from '../errors.js';
-import { describePeftAdapter, openModelFolder, SafetensorsFile, type PeftAdapterSummary } from '../io/index.js';
+import { describePeftAdapter, openModelFolder, readJsonObject, SafetensorsFile, type PeftAdapterSummary } from '../io/index.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeQuantization } from '../quant/index.js';
@@ -32,6 +32,8 @@ export interface InspectReport {
   quantization?: ReturnType<typeof describeQuantization>;
   metadata?: Record<string, string>;
   adapter?: PeftAdapterSummary;
+  /** A prompt-learning adapter (its config has PEFT's PromptLearningConfig.num_virtual_tokens). */
+  prompt?: PromptSummary;
   /** A `.peftz` container (peft compress): method, counts and the ratio against fp16. */
   compressed?: CompressedSummary;
 }
@@ -65,6 +67,25 @@ async function tally(path: string, kind: InspectReport['kind'], list: TensorLike
   return r;
 }
 
+export interface PromptSummary {
+  virtualTokens: number;
+  /** How the prompt started or is produced: prompt_tuning_init, encoder_reparameterization_type, or the prefix's. */
+  init: string;
+  /** Every tensor's shape, e.g. prompt_embeddings [20, 4096]. */
+  shapes: Record<string, number[]>;
+}
+
+/** N, the init and the shapes of a prompt-learning adapter (PEFT config fields; prefix: init_weights / prefix_projection). */
+async function describePrompt(dir: string): Promise<PromptSummary | undefined> {
+  const c = await readJsonObject(join(dir, 'adapter_config.json'));
+  if (typeof c.num_virtual_tokens !== 'number') return undefined;
+  const prefix = c.peft_type === 'PREFIX_TUNING' ? `${c.init_weights === 'zero' ? 'ZERO' : 'RANDOM'}${c.prefix_projection === true ? ' (projection)' : ''}` : undefined;
+  const init = String(c.prompt_tuning_init ?? c.encoder_reparameterization_type ?? prefix ?? 'RANDOM');
+  const f = await SafetensorsFile.open(join(dir, 'adapter_model.safetensors'));
+  await f.close();
+  return { virtualTokens: c.num_virtual_tokens, init, shapes: Object.fromEntries(f.tensors.map((t) => [t.name, [...t.shape]])) };
+}
+
 function configShape(config: Record<string, unknown>): Record<string, number> {
   const keys = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'vocab_size'];
   return Object.fromEntries(keys.filter((k) => typeof config[k] === 'number').map((k) => [k, config[k] as number]));
@@ -95,7 +116,8 @@ export async function inspectPath(path: string, opts: InspectOptions = {}): Prom
     const keysFor = (peftType: string) => opts.registry?.findMethod(peftType)?.keys;
     const adapter = await describePeftAdapter(path, { keysFor });
     const weights = await inspectPath(join(adapter.dir, 'adapter_model.safetensors'));
-    return { ...weights, path, kind: 'adapter', adapter };
+    const prompt = await describePrompt(adapter.dir);
+    return { ...weights, path, kind: 'adapter', adapter, ...(prompt && { prompt }) };
   }
   const m = await openModelFolder(path);
   try {

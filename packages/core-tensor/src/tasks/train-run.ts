@@ -141,7 +141,7 @@ async function trainRun(o: TrainRunOptions, registry: Registry): Promise<TrainRu
     }
     o.onStatus?.(`attaching ${method.name}`);
     const adapter = await method.attach(model, methodOptions, {
-      baseModelDir: o.modelDir, seed: o.seed, kernels: o.kernels,
+      baseModelDir: o.modelDir, seed: o.seed, lr: o.lr, kernels: o.kernels,
       onProgress: (what, done, total) => o.onStatus?.(`${what} ${done}/${total}`),
     });
     const virtual = model.virtualTokens();
