@@ -355,6 +355,15 @@ export class Llama extends Module {
     });
   }
 
+  /** How many labels loss() scores (its mean's denominator): labels[1..T-1] that are not -100, and labels[0] too with virtual tokens in front. */
+  scoredLabels(labels: TokenIds): number {
+    const l = tokenBatch(labels);
+    const from = (this.#hooks?.inputs?.tokens ?? 0) > 0 ? 0 : 1;
+    let n = 0;
+    for (let b = 0; b < l.B; b++) for (let t = from; t < l.T; t++) if (l.data[b * l.T + t] !== -100) n++;
+    return n;
+  }
+
   /** The same loss from final hidden states [B, T, C]. */
   lossFromHidden(hidden: Tensor, labels: TokenIds, opts?: KernelOptions): Tensor {
     return this.#loss(hidden, labels, 0, opts);

@@ -151,7 +151,10 @@ async function trainRun(o: TrainRunOptions, registry: Registry): Promise<TrainRu
     }
     const params = adapter.parameters();
     const k = o.kernels ?? getTrainKernels();
-    const firstEpoch = batchesFor(data.train, { ...batching, epoch: 0 });
+    // Token weights of accumulation and eval sums are what the model's loss scores (virtual tokens also score labels[0]).
+    const scored = (bs: Batch[]): Batch[] => bs.map((b) => ({ ...b, trainedTokens: model.scoredLabels({ data: b.labels, shape: [b.B, b.T] }) }));
+    const firstEpoch = scored(batchesFor(data.train, { ...batching, epoch: 0 }));
+    const valScored = scored(valBatches);
     const optimizer = createOptimizer(optimizerDef, params, optimizerOptions, {
       kernels: k, seed: o.seed, totalSteps: totalStepsOf(o, firstEpoch.length), groups: adapter.paramGroups?.(),
     });
@@ -165,8 +168,8 @@ async function trainRun(o: TrainRunOptions, registry: Registry): Promise<TrainRu
           l.dispose();
           return { lossSum: v * b.trainedTokens, tokens: b.trainedTokens };
         }),
-        trainBatches: (epoch) => (epoch === 0 ? firstEpoch : batchesFor(data.train, { ...batching, epoch })),
-        valBatches: valBatches.length ? () => valBatches : undefined,
+        trainBatches: (epoch) => (epoch === 0 ? firstEpoch : scored(batchesFor(data.train, { ...batching, epoch }))),
+        valBatches: valScored.length ? () => valScored : undefined,
         save: (dir) => adapter.save(dir),
         onEvent: o.onEvent,
       }, {
