@@ -220,7 +220,7 @@ describe('installing hooks', () => {
 
   it('scoredLabels counts what loss() scores: labels[0] too only when virtual tokens are in front', async () => {
     const model = await Llama.fromFolder(dirOf('llama'));
-    const labels = { data: Int32Array.from([5, -100, 7, 8, -100, 3, 4, -100]), shape: [2, 4] };
+    const labels = { data: Int32Array.from([5, -100, 7, 8, -100, 3, 4, -100]), shape: [2, 4] as const };
     expect(model.scoredLabels(labels)).toBe(4); // past position 0: [-100, 7, 8] and [3, 4, -100]
     model.setHooks(promptHook(2, 32).hooks);
     expect(model.scoredLabels(labels)).toBe(5); // + row 0's labels[0] (5); row 1's is -100
