@@ -12,7 +12,7 @@ import { dropoutBackward, embeddingBackward } from '../ops/embedding.js';
 import type { OpKind } from '../ops/kinds.js';
 import { linearBackward } from '../ops/linear.js';
 import { concatBackward, reshapeBackward, sliceBackward, transposeBackward } from '../ops/movement.js';
-import { rmsnormBackward } from '../ops/norm.js';
+import { layernormBackward, rmsnormBackward } from '../ops/norm.js';
 import { maxBackward, sumBackward } from '../ops/reduce.js';
 import { ropeBackward } from '../ops/rope.js';
 import { swigluBackward } from '../ops/swiglu.js';
@@ -50,4 +50,6 @@ export const gradients: Record<OpKind, GradFn> = {
   attention: attentionBackward,
   swiglu: swigluBackward,
   crossEntropy: crossEntropyBackward,
+  // fused in TS
+  layernorm: layernormBackward,
 };
