@@ -85,6 +85,8 @@ function checkNumbers(o: TrainRunOptions): ScheduleName | undefined {
   return o.schedule as ScheduleName | undefined;
 }
 
+const tokensOf = (examples: readonly { ids: Int32Array }[]): number => examples.reduce((n, ex) => n + ex.ids.length, 0);
+
 /** Mean loss of one batch (the method's modules read dropoutSeed). */
 function lossOf(model: Llama, b: Batch, kernels: TrainKernels | undefined, dropoutSeed?: number) {
   const shape = [b.B, b.T] as const;
@@ -117,7 +119,8 @@ export async function runTrain(o: TrainRunOptions, registry: Registry): Promise<
     }
     o.onStatus?.(`attaching ${method.name}`);
     const adapter = await method.attach(model, methodOptions, {
-      baseModelDir: o.modelDir, seed: o.seed, kernels: o.kernels,
+      baseModelDir: o.modelDir, seed: o.seed, kernels: o.kernels, outDir: o.outDir,
+      dataTokens: tokensOf(data.train) + tokensOf(data.val),
       onProgress: (what, done, total) => o.onStatus?.(`${what} ${done}/${total}`),
     });
     const params = adapter.parameters();
