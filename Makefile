@@ -23,7 +23,7 @@ native: install
 
 ts: install
 	$(PNPM) --filter @peft/core-tensor run build
-	$(PNPM) --filter @peft/plugin-lora --filter @peft/plugin-merge run build
+	$(PNPM) --filter @peft/plugin-lora --filter @peft/plugin-merge --filter @peft/plugin-qst run build
 	$(PNPM) --filter @peft/cli run build
 
 build: native ts
