@@ -84,7 +84,7 @@ export async function attachCase(ref: Reference, o: { values?: boolean; extra?: 
     for (const [key, t] of adapter.parameters()) {
       const raw = saved.tensors.get(key);
       if (!raw) throw new Error(`${ref.name}: the fixture adapter has no ${key}`);
-      t.data.set(toF32(getBackend(), { ...raw, name: key }));
+      t.data.set(toF32(getBackend(), raw));
     }
   }
   return { model, adapter };
