@@ -6,28 +6,10 @@
  * keeps its features in OUT/feature-cache.bin and a resumed run reuses them; bad input is exit 2 with one
  * line on stderr and nothing written.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './helpers.js';
-
-const ROOT = resolve(import.meta.dirname, '../../..');
-const BIN = join(ROOT, 'packages/cli/bin/run.js');
-const BASE = join(ROOT, 'demo/base');
-const DATA = join(ROOT, 'demo/data/task-a');
-
-interface Run { exitCode: number; stdout: string; stderr: string; json<T = any>(): T }
-
-function peft(args: string[]): Promise<Run> {
-  return new Promise((done) => {
-    execFile('node', [BIN, ...args], { env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }, maxBuffer: 64 << 20, timeout: 120_000 },
-      (err, stdout, stderr) => done({
-        exitCode: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: String(stdout), stderr: String(stderr),
-        json: () => JSON.parse(String(stdout)),
-      }));
-  });
-}
+import { DEMO_BASE as BASE, DEMO_DATA as DATA, FIXTURES, peft, tempDir } from './helpers.js';
 
 const losses = (dir: string): number[] =>
   readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => 'loss' in r).map((r) => r.loss);
@@ -120,7 +102,7 @@ describe('peft with qst / lst', () => {
       expect(r.stderr).toMatch(re);
       expect(existsSync(out)).toBe(false);
     }
-    const r = await peft(['eval', nf4, '--data', join(DATA, 'test.jsonl'), '--adapter', join(ROOT, 'packages/plugin-qst/test/fixtures/qst_gqa/adapter')]);
+    const r = await peft(['eval', nf4, '--data', join(DATA, 'test.jsonl'), '--adapter', join(FIXTURES, 'qst_gqa/adapter')]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/the adapter was trained on a base with hidden_size 32, .*; this base has hidden_size 128/);

@@ -1,11 +1,13 @@
 /**
  * Shared by the side-tuning tests: the torch fixtures of scripts/ref/qst_reference.py (per case a model
  * folder, the side network's values as an adapter folder, and reference.safetensors with the logits,
- * loss and gradients), attaching a case with the fixture's values, relative errors, temporary folders.
+ * loss and gradients), attaching a case with the fixture's values, relative errors, temporary folders,
+ * and the built `peft` binary run in a child process (as users run it).
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 import { Llama, noGrad, readPeftAdapter, resolveOptions, SafetensorsFile, tidy, toF32, getBackend, type AttachedAdapter, type MethodContext } from '@peft/core-tensor';
 import { attachSide } from '../src/attach.js';
@@ -102,4 +104,21 @@ export function lossAndBackward(model: Llama, ref: Reference): number {
 /** Logits [B, T, V] of the reference batch (no grad). */
 export function logitsOf(model: Llama, ref: Reference): Float32Array {
   return tidy(() => noGrad(() => Float32Array.from(model.logits(model.forward(batchOf(ref.get('input_ids'))).hidden).data)));
+}
+
+export const ROOT = resolve(import.meta.dirname, '../../..');
+export const DEMO_BASE = join(ROOT, 'demo/base');
+export const DEMO_DATA = join(ROOT, 'demo/data/task-a');
+
+export interface Run { exitCode: number; stdout: string; stderr: string; json<T = any>(): T }
+
+/** Runs the built CLI (packages/cli/bin/run.js; `make ts` builds it). */
+export function peft(args: string[]): Promise<Run> {
+  return new Promise((done) => {
+    execFile('node', [join(ROOT, 'packages/cli/bin/run.js'), ...args], { env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }, maxBuffer: 64 << 20, timeout: 300_000 },
+      (err, stdout, stderr) => done({
+        exitCode: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: String(stdout), stderr: String(stderr),
+        json: () => JSON.parse(String(stdout)),
+      }));
+  });
 }
