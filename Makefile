@@ -58,6 +58,7 @@ bench: build bench-deps
 	node packages/kernels-napi/bench/gemm-vs-openblas.mjs
 	node scripts/bench-step.mjs
 	node scripts/bench-lora.mjs
+	node scripts/bench-qst.mjs
 	node scripts/bench-merge.mjs
 
 clean:
