@@ -11,7 +11,7 @@
  *   after the first >= 10 x faster.
  * Rows are 256-token prompt / completion rows of seeded words (no packing: an example is the same row in
  * every epoch).
- * `--json` prints the rows; PEFT_BENCH_STEPS (default 4) sets the measured steps, PEFT_BENCH_EPOCH_BATCHES
+ * `--json` prints the rows; PEFT_BENCH_STEPS (default 3) sets the measured steps, PEFT_BENCH_EPOCH_BATCHES
  * (default 4) E.
  */
 import { execFileSync } from 'node:child_process';
@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const dir = join(root, '.tmp/bench-qst');
-const STEPS = Number(process.env.PEFT_BENCH_STEPS ?? 4);
+const STEPS = Number(process.env.PEFT_BENCH_STEPS ?? 3);
 const E = Number(process.env.PEFT_BENCH_EPOCH_BATCHES ?? 4);
 const T = 256;
 const json = process.argv.includes('--json');

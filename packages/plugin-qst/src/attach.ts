@@ -74,7 +74,7 @@ async function openCache(s: SideSettings, layout: FeatureLayout, ctx: MethodCont
 }
 
 class SideAdapterState implements AttachedAdapter {
-  constructor(readonly net: SideNetwork, readonly config: Record<string, unknown>, readonly cache?: FeatureCache) {}
+  constructor(readonly net: SideNetwork, readonly config: Record<string, unknown>) {}
 
   parameters(): [string, Tensor][] {
     return this.net.namedParameters();
@@ -105,5 +105,5 @@ export async function attachSide(method: Ladder, model: Llama, options: Resolved
   const tap = new BackboneTap(cache);
   installTap(model, tap);
   model.setHooks(sideHooks(net, tap, model.model.norm, cache));
-  return new SideAdapterState(net, adapterConfig(s, model.config, side, ctx.baseModelDir), cache);
+  return new SideAdapterState(net, adapterConfig(s, model.config, side, ctx.baseModelDir));
 }

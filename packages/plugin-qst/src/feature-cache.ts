@@ -5,8 +5,8 @@
  * [T, C/r] for a gradient-free downsample, else full width [T, C]) and, for QST with a pool, the final
  * normed state [T, C] (with a trainable downsample the final state is recomputed from the last rung).
  * Keys: causal attention makes position p's features a function of ids[0..p] only, and a padded row is
- * its content followed by a run of one token. So a row is keyed by sha1(ids before its trailing run,
- * the run's token), and an entry computed for length T' serves every row of that key up to T' (a
+ * its content followed by a run of one token. So a row is keyed by sha1(the length of the ids before
+ * its trailing run, the run's token, those ids), and an entry computed for length T' serves every row of that key up to T' (a
  * longer one recomputes and replaces it). Changed data thus misses by construction; a changed base is
  * caught by the file's fingerprint (fingerprint.ts).
  * Storage: RAM up to the budget, then records appended to a file (feature-file.ts), all synchronous
@@ -46,7 +46,7 @@ export function rowKeys(ids: Int32Array, B: number, T: number): RowKey[] {
     const row = ids.subarray(b * T, (b + 1) * T);
     let j = T - 1;
     while (j > 0 && row[j - 1] === row[T - 1]) j--;
-    const h = createHash('sha1').update(new Uint8Array(row.buffer, row.byteOffset, j * 4)).update(String(row[T - 1]));
+    const h = createHash('sha1').update(new Uint8Array(Int32Array.of(j, row[T - 1]).buffer)).update(new Uint8Array(row.buffer, row.byteOffset, j * 4));
     keys.push({ key: h.digest('hex'), T });
   }
   return keys;
