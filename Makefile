@@ -23,7 +23,7 @@ native: install
 
 ts: install
 	$(PNPM) --filter @peft/core-tensor run build
-	$(PNPM) --filter @peft/plugin-lora --filter @peft/plugin-merge --filter @peft/plugin-galore --filter @peft/plugin-prompt run build
+	$(PNPM) --filter @peft/plugin-lora --filter @peft/plugin-merge --filter @peft/plugin-galore --filter @peft/plugin-prompt --filter @peft/plugin-qst run build
 	$(PNPM) --filter @peft/cli run build
 
 build: native ts
@@ -74,6 +74,7 @@ bench: build bench-deps
 	node packages/kernels-napi/bench/gemm-vs-openblas.mjs
 	node scripts/bench-step.mjs
 	node scripts/bench-lora.mjs
+	node scripts/bench-qst.mjs
 	node scripts/bench-merge.mjs
 	node scripts/bench-rsvd.mjs
 

@@ -13,7 +13,7 @@ import type { OpKind } from '../ops/kinds.js';
 import { linearBackward } from '../ops/linear.js';
 import { concatBackward, reshapeBackward, sliceBackward, transposeBackward } from '../ops/movement.js';
 import type { GradFn } from '../ops/node.js';
-import { rmsnormBackward } from '../ops/norm.js';
+import { layernormBackward, rmsnormBackward } from '../ops/norm.js';
 import { maxBackward, sumBackward } from '../ops/reduce.js';
 import { ropeBackward } from '../ops/rope.js';
 import { swigluBackward } from '../ops/swiglu.js';
@@ -50,4 +50,6 @@ export const gradients: Record<OpKind, GradFn> = {
   attention: attentionBackward,
   swiglu: swigluBackward,
   crossEntropy: crossEntropyBackward,
+  // fused in TS
+  layernorm: layernormBackward,
 };

@@ -20,7 +20,10 @@ export interface PeftKeyPart {
 export interface AdapterKeys {
   /** PEFT's state-dict prefix of the method, e.g. "lora_" (PEFT_TYPE_TO_PREFIX_MAPPING). */
   prefix: string;
-  /** The method's tensor kinds by name, e.g. lora_A: { saved: '.weight' }. */
+  /**
+   * The method's tensor kinds by name, e.g. lora_A: { saved: '.weight' }. Empty for a method whose
+   * tensors are not PEFT module keys (a side network names its own modules): it reads them itself.
+   */
   parts: Readonly<Record<string, PeftKeyPart>>;
   /**
    * PEFT's prompt-learning methods have no state-dict prefix of their own: PROMPT_TUNING, P_TUNING and

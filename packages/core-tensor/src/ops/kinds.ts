@@ -17,6 +17,9 @@ export type IndexOp = 'embedding' | 'dropout';
 /** Ops that call the TrainKernels contract (reference or native). */
 export type FusedOp = 'linear' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'crossEntropy';
 
+/** Fused ops computed in TypeScript (no TrainKernels entry): small widths only, e.g. QST's side LayerNorm. */
+export type FusedTsOp = 'layernorm';
+
 export type PrimitiveOp = ElementwiseOp | ReduceOp | MovementOp | IndexOp;
 
-export type OpKind = PrimitiveOp | FusedOp;
+export type OpKind = PrimitiveOp | FusedOp | FusedTsOp;

@@ -31,6 +31,10 @@ export interface MethodContext {
   kernels?: TrainKernels;
   /** Long initialisations (PiSSA / LoftQ SVDs) report here: what, done of total. */
   onProgress?: (what: string, done: number, total: number) => void;
+  /** `peft train`'s output folder: a method may keep run files there beside the adapter (QST's feature cache). */
+  outDir?: string;
+  /** Token ids in the training and validation examples: what per-token state a method keeps (a feature cache) will cost. */
+  dataTokens?: number;
 }
 
 export interface AdapterSummary {

@@ -72,7 +72,7 @@ function checkMethod(def: MethodDef, others: readonly MethodDef[]): void {
   const fail = (m: string) => new PeftError('E_RUNTIME', `method "${def.name}": ${m}`);
   if (typeof def.peftType !== 'string' || !PEFT_TYPE_RE.test(def.peftType)) throw fail(`peftType ${JSON.stringify(def.peftType)} must match ${PEFT_TYPE_RE}`);
   const prefix = def.keys?.prefix;
-  if (typeof prefix !== 'string' || !prefix || !def.keys.parts || !Object.keys(def.keys.parts).length) throw fail('keys needs a prefix and at least one part');
+  if (typeof prefix !== 'string' || !prefix || !def.keys.parts || typeof def.keys.parts !== 'object') throw fail('keys needs a prefix and a parts table');
   const stray = Object.keys(def.keys.parts).find((p) => !p.startsWith(prefix));
   if (stray) throw fail(`key part "${stray}" does not start with the prefix "${prefix}"`);
   for (const o of others) {

@@ -99,6 +99,8 @@ function contentOf(file: string, f: FileFingerprint): string {
   return `${file}: ${f.bytes} bytes, sha256 ${f.sha256}`;
 }
 
+const tokensOf = (examples: readonly { ids: Int32Array }[]): number => examples.reduce((n, ex) => n + ex.ids.length, 0);
+
 /** Mean loss of one batch (the method's modules read dropoutSeed). */
 function lossOf(model: Llama, b: Batch, kernels: TrainKernels | undefined, dropoutSeed?: number) {
   const shape = [b.B, b.T] as const;
@@ -141,7 +143,8 @@ async function trainRun(o: TrainRunOptions, registry: Registry): Promise<TrainRu
     }
     o.onStatus?.(`attaching ${method.name}`);
     const adapter = await method.attach(model, methodOptions, {
-      baseModelDir: o.modelDir, seed: o.seed, lr: o.lr, kernels: o.kernels,
+      baseModelDir: o.modelDir, seed: o.seed, lr: o.lr, kernels: o.kernels, outDir: o.outDir,
+      dataTokens: tokensOf(data.train) + tokensOf(data.val),
       onProgress: (what, done, total) => o.onStatus?.(`${what} ${done}/${total}`),
     });
     const virtual = model.virtualTokens();
