@@ -281,7 +281,9 @@ describe('fuzzed safetensors', () => {
     expect(runs).toBe(3000);
     expect(accepted).toBeGreaterThan(50);
     expect(accepted).toBeLessThan(runs - 500);
-    expect(performance.now() - t0).toBeLessThan(20_000);
+    // 3000 small files take about 10 s on an idle 2-core machine; the bound is loose because CI shares the
+    // cores with other test files (a case that decoded what a hostile header claims would take minutes).
+    expect(performance.now() - t0).toBeLessThan(60_000);
   });
 
   it('structure-aware mutations (huge shapes, dtype sizes, offsets, many tensors) are bounded in time and memory', async () => {
@@ -302,7 +304,7 @@ describe('fuzzed safetensors', () => {
     expect(accepted, 'some structural edits keep the file valid').toBeGreaterThan(20);
     expect(slowest, 'slowest case (ms)').toBeLessThan(3000);
     // A case that allocated what a hostile shape claims would add gigabytes to the peak.
-    expect(process.resourceUsage().maxRSS / 1024 - rss0, 'peak RSS growth (MiB)').toBeLessThan(400);
+    expect(process.resourceUsage().maxRSS / 1024 - rss0, 'peak RSS growth (MiB)').toBeLessThan(768);
   });
 
   it('the order of keys in the header JSON does not matter', async () => {
